@@ -1,0 +1,698 @@
+//! The core's public API as the service uses it: every key spec and operation, the origin/usage
+//! matrix of spec §6.1–6.2, blob binding, API keys and BYOK.
+
+use std::sync::OnceLock;
+
+use aws_lc_rs::hmac;
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use ehsm_core::spec::{DigestMode, KeySpec, KeyUsage, MessageType, Origin, PaddingMode};
+use ehsm_core::{Core, DomainKeySet, Error, KeyBlob, KeyContext, MacVerified};
+
+const APP: &str = "b7c62e4d-c238-4016-b35f-47bc4b57dc03";
+const OTHER_APP: &str = "0b5e1f3a-0000-4000-8000-000000000000";
+
+struct Fixture {
+    core: Core,
+    apikey: String,
+    apikey_blob: KeyBlob,
+}
+
+/// One core for the whole file: starting one runs every self-test.
+fn fx() -> &'static Fixture {
+    static FX: OnceLock<Fixture> = OnceLock::new();
+    FX.get_or_init(|| {
+        let core = Core::new(DomainKeySet::generate().unwrap()).unwrap();
+        let (key, blob) = core.create_api_key(APP).unwrap();
+        Fixture {
+            apikey: key.expose().to_owned(),
+            apikey_blob: blob,
+            core,
+        }
+    })
+}
+
+fn sign(apikey: &str, canonical: &str) -> String {
+    let k = hmac::Key::new(hmac::HMAC_SHA256, apikey.as_bytes());
+    STANDARD.encode(hmac::sign(&k, canonical.as_bytes()))
+}
+
+fn auth() -> MacVerified<'static> {
+    let f = fx();
+    let canon = format!("appid={APP}&timestamp=1700000000000");
+    f.core
+        .verify_request_mac(
+            APP,
+            &f.apikey_blob,
+            canon.as_bytes(),
+            &sign(&f.apikey, &canon),
+        )
+        .unwrap()
+}
+
+fn ctx(keyid: &'static str, spec: KeySpec, usage: KeyUsage) -> KeyContext<'static> {
+    KeyContext {
+        keyid,
+        appid: APP,
+        spec,
+        origin: Origin::Internal,
+        usage,
+        version: 1,
+    }
+}
+
+const KID: &str = "aac3e45a-d3dc-4791-89b6-4ada0e38e6ef";
+const UKID: &str = "bbc3e45a-d3dc-4791-89b6-4ada0e38e6ef";
+
+#[test]
+fn request_mac_accepts_the_right_sign_only() {
+    let f = fx();
+    let canon = "appid=x&payload=&timestamp=1700000000000";
+    let good = sign(&f.apikey, canon);
+    assert!(
+        f.core
+            .verify_request_mac(APP, &f.apikey_blob, canon.as_bytes(), &good)
+            .is_ok()
+    );
+    let wrong = sign("not-the-key-not-the-key-not-the-", canon);
+    assert_eq!(
+        f.core
+            .verify_request_mac(APP, &f.apikey_blob, canon.as_bytes(), &wrong)
+            .err(),
+        Some(Error::RequestMacMismatch)
+    );
+    assert_eq!(
+        f.core
+            .verify_request_mac(APP, &f.apikey_blob, b"other", &good)
+            .err(),
+        Some(Error::RequestMacMismatch)
+    );
+    // The API key blob is bound to its app: presenting it for another appid fails to unwrap.
+    assert!(matches!(
+        f.core
+            .verify_request_mac(OTHER_APP, &f.apikey_blob, canon.as_bytes(), &good),
+        Err(Error::IntegrityFailure(_))
+    ));
+}
+
+#[test]
+fn symmetric_keys_encrypt_decrypt_with_aad_binding() {
+    let f = fx();
+    for spec in [
+        KeySpec::AesGcm128,
+        KeySpec::AesGcm192,
+        KeySpec::AesGcm256,
+        KeySpec::Sm4Ctr,
+        KeySpec::Sm4Cbc,
+    ] {
+        let c = ctx(KID, spec, KeyUsage::EncryptDecrypt);
+        let blob = f.core.create_key(&c).unwrap();
+        for len in [1usize, 15, 16, 17, 1024, 6144] {
+            let pt = vec![0x5a; len];
+            let ct = f.core.encrypt(&auth(), &c, &blob, &pt, b"aad").unwrap();
+            assert_eq!(ehsm_core::ciphertext::key_version(&ct).unwrap(), 1);
+            let back = f.core.decrypt(&auth(), &c, &blob, &ct, b"aad").unwrap();
+            assert_eq!(back.as_slice(), &pt[..], "{spec} {len}");
+        }
+        let ct = f
+            .core
+            .encrypt(&auth(), &c, &blob, b"hello", b"aad")
+            .unwrap();
+        let wrong_aad = f.core.decrypt(&auth(), &c, &blob, &ct, b"other");
+        if spec.as_str().starts_with("EH_AES") {
+            assert_eq!(wrong_aad.err(), Some(Error::DecryptionFailed), "{spec}");
+        } else {
+            // SM4 ignores aad, as upstream (spec §6.3).
+            assert!(wrong_aad.is_ok(), "{spec}");
+        }
+        // Another key of the same spec cannot decrypt (GCM: tag; CBC: padding or garbage).
+        let other = ctx(UKID, spec, KeyUsage::EncryptDecrypt);
+        let other_blob = f.core.create_key(&other).unwrap();
+        match f.core.decrypt(&auth(), &other, &other_blob, &ct, b"aad") {
+            Ok(p) => assert_ne!(p.as_slice(), b"hello", "{spec}"),
+            Err(e) => assert!(
+                matches!(e, Error::DecryptionFailed | Error::InvalidInput(_)),
+                "{spec}: {e}"
+            ),
+        }
+        // Bad plaintext sizes.
+        assert!(matches!(
+            f.core.encrypt(&auth(), &c, &blob, b"", b""),
+            Err(Error::InvalidInput(_))
+        ));
+        assert!(matches!(
+            f.core.encrypt(&auth(), &c, &blob, &[0; 6145], b""),
+            Err(Error::InvalidInput(_))
+        ));
+    }
+}
+
+#[test]
+fn tampered_and_truncated_ciphertexts_fail_cleanly() {
+    let f = fx();
+    for spec in [KeySpec::AesGcm256, KeySpec::Sm4Ctr, KeySpec::Sm4Cbc] {
+        let c = ctx(KID, spec, KeyUsage::EncryptDecrypt);
+        let blob = f.core.create_key(&c).unwrap();
+        let ct = f
+            .core
+            .encrypt(&auth(), &c, &blob, b"attack at dawn!!", b"")
+            .unwrap();
+        for len in 0..ct.len() {
+            let r = f.core.decrypt(&auth(), &c, &blob, &ct[..len], b"");
+            assert!(
+                r.is_err() || spec == KeySpec::Sm4Ctr,
+                "{spec} truncated to {len}"
+            );
+        }
+        for i in 0..ct.len() {
+            let mut bad = ct.clone();
+            bad[i] ^= 0x01;
+            match f.core.decrypt(&auth(), &c, &blob, &bad, b"") {
+                // SM4 has no integrity (upstream): a flipped bit may still decrypt, to other bytes.
+                Ok(p) => assert!(
+                    spec != KeySpec::AesGcm256 && p.as_slice() != b"attack at dawn!!",
+                    "{spec} byte {i}"
+                ),
+                Err(_) => {}
+            }
+        }
+    }
+}
+
+#[test]
+fn data_keys_decrypt_with_decrypt_and_export_to_rsa_and_sm2() {
+    let f = fx();
+    let c = ctx(KID, KeySpec::AesGcm256, KeyUsage::EncryptDecrypt);
+    let blob = f.core.create_key(&c).unwrap();
+    for len in [1usize, 48, 1024] {
+        let dk = f
+            .core
+            .generate_data_key(&auth(), &c, &blob, len, b"ctx")
+            .unwrap();
+        assert_eq!(dk.plaintext.len(), len);
+        let back = f
+            .core
+            .decrypt(&auth(), &c, &blob, &dk.ciphertext, b"ctx")
+            .unwrap();
+        assert_eq!(back.as_slice(), dk.plaintext.as_slice());
+    }
+    for bad in [0usize, 1025] {
+        assert!(matches!(
+            f.core.generate_data_key(&auth(), &c, &blob, bad, b""),
+            Err(Error::InvalidInput(_))
+        ));
+    }
+    let dk = f
+        .core
+        .generate_data_key(&auth(), &c, &blob, 48, b"ctx")
+        .unwrap();
+    for (uspec, padding) in [
+        (KeySpec::Rsa2048, PaddingMode::RsaPkcs1Oaep),
+        (KeySpec::Sm2, PaddingMode::None),
+    ] {
+        let u = ctx(UKID, uspec, KeyUsage::EncryptDecrypt);
+        let ublob = f.core.create_key(&u).unwrap();
+        let new = f
+            .core
+            .export_data_key(&auth(), &c, &blob, &u, &ublob, &dk.ciphertext, b"ctx")
+            .unwrap();
+        let got = f
+            .core
+            .asymmetric_decrypt(&auth(), &u, &ublob, padding, &new)
+            .unwrap();
+        assert_eq!(got.as_slice(), dk.plaintext.as_slice(), "{uspec}");
+        // Wrong aad: the old data key does not decrypt.
+        assert!(
+            f.core
+                .export_data_key(&auth(), &c, &blob, &u, &ublob, &dk.ciphertext, b"no")
+                .is_err()
+        );
+        // A signing key cannot receive exports.
+        let s = ctx(UKID, uspec, KeyUsage::SignVerify);
+        let sblob = f.core.create_key(&s).unwrap();
+        assert!(matches!(
+            f.core
+                .export_data_key(&auth(), &c, &blob, &s, &sblob, &dk.ciphertext, b"ctx"),
+            Err(Error::NotPermitted(_))
+        ));
+    }
+}
+
+#[test]
+fn every_signing_spec_signs_and_verifies_raw_and_digest() {
+    let f = fx();
+    let specs = [
+        KeySpec::Rsa2048,
+        KeySpec::Rsa3072,
+        KeySpec::Rsa4096,
+        KeySpec::EcP224,
+        KeySpec::EcP256,
+        KeySpec::EcP256k,
+        KeySpec::EcP384,
+        KeySpec::EcP521,
+        KeySpec::Sm2,
+    ];
+    for spec in specs {
+        let c = ctx(KID, spec, KeyUsage::SignVerify);
+        let blob = f.core.create_key(&c).unwrap();
+        let pem = f.core.public_key_pem(&auth(), &c, &blob).unwrap();
+        let label = if spec.as_str().starts_with("EH_RSA") {
+            "RSA PUBLIC KEY"
+        } else {
+            "PUBLIC KEY"
+        };
+        assert!(
+            pem.starts_with(&format!("-----BEGIN {label}-----\n")),
+            "{spec}: {pem}"
+        );
+        let digest = if spec == KeySpec::Sm2 {
+            DigestMode::Sm3
+        } else {
+            DigestMode::Sha256
+        };
+        let paddings: &[PaddingMode] = if spec.as_str().starts_with("EH_RSA") {
+            &[PaddingMode::RsaPkcs1, PaddingMode::RsaPkcs1Pss]
+        } else {
+            // Padding is ignored for EC and SM2 (python's tests verify with EH_RSA_PKCS1).
+            &[PaddingMode::None, PaddingMode::RsaPkcs1]
+        };
+        for &padding in paddings {
+            for (kind, msg) in [
+                (MessageType::Raw, b"hello world".to_vec()),
+                (MessageType::Digest, vec![7u8; 32]),
+            ] {
+                let sig = f
+                    .core
+                    .sign(&auth(), &c, &blob, digest, padding, kind, &msg)
+                    .unwrap();
+                assert!(
+                    f.core
+                        .verify(&auth(), &c, &blob, digest, padding, kind, &msg, &sig)
+                        .unwrap(),
+                    "{spec} {padding} {kind}"
+                );
+                let mut other = msg.clone();
+                other[0] ^= 1;
+                assert!(
+                    !f.core
+                        .verify(&auth(), &c, &blob, digest, padding, kind, &other, &sig)
+                        .unwrap(),
+                    "{spec} {padding} {kind}"
+                );
+            }
+        }
+        // Wrong usage: an ENCRYPT_DECRYPT key of the same spec may not sign.
+        let e = ctx(UKID, spec, KeyUsage::EncryptDecrypt);
+        let eblob = f.core.create_key(&e).unwrap();
+        assert!(matches!(
+            f.core.sign(
+                &auth(),
+                &e,
+                &eblob,
+                digest,
+                paddings[0],
+                MessageType::Raw,
+                b"x"
+            ),
+            Err(Error::NotPermitted(_))
+        ));
+    }
+}
+
+#[test]
+fn rsa_and_sm2_asymmetric_encryption() {
+    let f = fx();
+    for (spec, paddings) in [
+        (
+            KeySpec::Rsa2048,
+            &[PaddingMode::RsaPkcs1, PaddingMode::RsaPkcs1Oaep][..],
+        ),
+        (KeySpec::Rsa3072, &[PaddingMode::RsaPkcs1Oaep][..]),
+        (
+            KeySpec::Sm2,
+            &[PaddingMode::None, PaddingMode::RsaPkcs1Oaep][..],
+        ),
+    ] {
+        let c = ctx(KID, spec, KeyUsage::EncryptDecrypt);
+        let blob = f.core.create_key(&c).unwrap();
+        for &p in paddings {
+            let ct = f
+                .core
+                .asymmetric_encrypt(&auth(), &c, &blob, p, b"secret")
+                .unwrap();
+            let pt = f
+                .core
+                .asymmetric_decrypt(&auth(), &c, &blob, p, &ct)
+                .unwrap();
+            assert_eq!(pt.as_slice(), b"secret", "{spec} {p}");
+        }
+        if spec != KeySpec::Sm2 {
+            assert!(
+                f.core
+                    .asymmetric_encrypt(&auth(), &c, &blob, PaddingMode::None, b"x")
+                    .is_err()
+            );
+            assert!(
+                f.core
+                    .asymmetric_encrypt(&auth(), &c, &blob, PaddingMode::RsaPkcs1Pss, b"x")
+                    .is_err()
+            );
+            // Padding must match on decrypt.
+            let ct = f
+                .core
+                .asymmetric_encrypt(&auth(), &c, &blob, PaddingMode::RsaPkcs1Oaep, b"x")
+                .unwrap();
+            assert!(
+                f.core
+                    .asymmetric_decrypt(&auth(), &c, &blob, PaddingMode::RsaPkcs1, &ct)
+                    .is_err()
+            );
+        }
+    }
+}
+
+#[test]
+fn create_key_matrix_follows_upstream() {
+    let f = fx();
+    for &spec in KeySpec::ALL {
+        for &usage in KeyUsage::ALL {
+            let c = ctx(KID, spec, usage);
+            let ok = f.core.create_key(&c).is_ok();
+            let expected = match spec {
+                KeySpec::AesGcm128
+                | KeySpec::AesGcm192
+                | KeySpec::AesGcm256
+                | KeySpec::Sm4Ctr
+                | KeySpec::Sm4Cbc => usage == KeyUsage::EncryptDecrypt,
+                KeySpec::Hmac => usage == KeyUsage::SignVerify,
+                _ => true,
+            };
+            assert_eq!(ok, expected, "internal {spec} {usage}");
+            // External keys are created for any spec and usage, with no material yet.
+            let ext = KeyContext {
+                origin: Origin::External,
+                ..c
+            };
+            assert!(f.core.create_key(&ext).is_ok(), "external {spec} {usage}");
+        }
+    }
+}
+
+#[test]
+fn operations_refuse_the_wrong_kind_of_key() {
+    let f = fx();
+    let aes = ctx(KID, KeySpec::AesGcm256, KeyUsage::EncryptDecrypt);
+    let aes_blob = f.core.create_key(&aes).unwrap();
+    let ec = ctx(UKID, KeySpec::EcP256, KeyUsage::SignVerify);
+    let ec_blob = f.core.create_key(&ec).unwrap();
+    let np = |r: Result<(), Error>| assert!(matches!(r, Err(Error::NotPermitted(_))), "{r:?}");
+    np(f.core.encrypt(&auth(), &ec, &ec_blob, b"x", b"").map(drop));
+    np(f.core
+        .sign(
+            &auth(),
+            &aes,
+            &aes_blob,
+            DigestMode::Sha256,
+            PaddingMode::None,
+            MessageType::Raw,
+            b"x",
+        )
+        .map(drop));
+    np(f.core.public_key_pem(&auth(), &aes, &aes_blob).map(drop));
+    np(f.core
+        .asymmetric_encrypt(&auth(), &aes, &aes_blob, PaddingMode::RsaPkcs1, b"x")
+        .map(drop));
+    np(f.core
+        .generate_mac(&auth(), &aes, &aes_blob, b"x")
+        .map(drop));
+    // An external key before import has no material.
+    let ext = KeyContext {
+        origin: Origin::External,
+        ..aes
+    };
+    let ext_blob = f.core.create_key(&ext).unwrap();
+    np(f.core
+        .encrypt(&auth(), &ext, &ext_blob, b"x", b"")
+        .map(drop));
+    // Data keys need an internal key.
+    np(f.core
+        .generate_data_key(&auth(), &ext, &ext_blob, 16, b"")
+        .map(drop));
+}
+
+#[test]
+fn blobs_cannot_move_between_keys_apps_or_usages() {
+    let f = fx();
+    let c = ctx(KID, KeySpec::AesGcm256, KeyUsage::EncryptDecrypt);
+    let blob = f.core.create_key(&c).unwrap();
+    let other_key = KeyContext { keyid: UKID, ..c };
+    let other_usage = KeyContext {
+        usage: KeyUsage::SignVerify,
+        ..c
+    };
+    let other_spec = KeyContext {
+        spec: KeySpec::AesGcm128,
+        ..c
+    };
+    for bad in [other_key, other_spec] {
+        assert!(matches!(
+            f.core.encrypt(&auth(), &bad, &blob, b"x", b""),
+            Err(Error::IntegrityFailure(_))
+        ));
+    }
+    assert!(
+        f.core
+            .encrypt(&auth(), &other_usage, &blob, b"x", b"")
+            .is_err()
+    );
+    // A key of another app is refused before its blob is even opened.
+    let foreign = KeyContext {
+        appid: OTHER_APP,
+        ..c
+    };
+    assert_eq!(
+        f.core.encrypt(&auth(), &foreign, &blob, b"x", b"").err(),
+        Some(Error::NotPermitted("key belongs to another app"))
+    );
+}
+
+#[test]
+fn hmac_keys_generate_and_verify_macs() {
+    let f = fx();
+    let c = ctx(KID, KeySpec::Hmac, KeyUsage::SignVerify);
+    let blob = f.core.create_key(&c).unwrap();
+    let mac = f.core.generate_mac(&auth(), &c, &blob, b"message").unwrap();
+    assert!(
+        f.core
+            .verify_mac(&auth(), &c, &blob, b"message", &mac)
+            .unwrap()
+    );
+    assert!(
+        !f.core
+            .verify_mac(&auth(), &c, &blob, b"messagf", &mac)
+            .unwrap()
+    );
+    assert!(
+        !f.core
+            .verify_mac(&auth(), &c, &blob, b"message", &mac[..31])
+            .unwrap()
+    );
+}
+
+mod byok {
+    use super::*;
+    use openssl::encrypt::Encrypter;
+    use openssl::hash::MessageDigest;
+    use openssl::pkey::PKey;
+    use openssl::rsa::{Padding, Rsa};
+
+    fn wrap(pem: &str, padding: PaddingMode, material: &[u8]) -> Vec<u8> {
+        let rsa = Rsa::public_key_from_pem_pkcs1(pem.as_bytes()).unwrap();
+        let pkey = PKey::from_rsa(rsa).unwrap();
+        let mut enc = Encrypter::new(&pkey).unwrap();
+        if padding == PaddingMode::RsaPkcs1Oaep {
+            enc.set_rsa_padding(Padding::PKCS1_OAEP).unwrap();
+            enc.set_rsa_oaep_md(MessageDigest::sha256()).unwrap();
+            enc.set_rsa_mgf1_md(MessageDigest::sha256()).unwrap();
+        } else {
+            enc.set_rsa_padding(Padding::PKCS1).unwrap();
+        }
+        let mut out = vec![0; enc.encrypt_len(material).unwrap()];
+        let n = enc.encrypt(material, &mut out).unwrap();
+        out.truncate(n);
+        out
+    }
+
+    const NOW: u64 = 1_700_000_000_000;
+    const DAY: u64 = 24 * 3600 * 1000;
+
+    #[test]
+    fn import_then_encrypt_for_every_symmetric_spec_and_padding() {
+        let f = fx();
+        for (spec, len) in [
+            (KeySpec::AesGcm128, 16),
+            (KeySpec::AesGcm192, 24),
+            (KeySpec::AesGcm256, 32),
+            (KeySpec::Sm4Cbc, 16),
+        ] {
+            for padding in [PaddingMode::RsaPkcs1, PaddingMode::RsaPkcs1Oaep] {
+                let c = KeyContext {
+                    origin: Origin::External,
+                    ..ctx(KID, spec, KeyUsage::EncryptDecrypt)
+                };
+                f.core.create_key(&c).unwrap();
+                let p = f
+                    .core
+                    .get_parameters_for_import(&auth(), &c, KeySpec::Rsa2048, NOW + DAY)
+                    .unwrap();
+                let material = vec![0x42u8; len];
+                let wrapped = wrap(&p.public_key_pem, padding, &material);
+                let blob = f
+                    .core
+                    .import_key_material(
+                        &auth(),
+                        &c,
+                        p.wrapping_spec,
+                        &p.wrapping_blob,
+                        &p.token,
+                        NOW,
+                        padding,
+                        &wrapped,
+                    )
+                    .unwrap();
+                let ct = f
+                    .core
+                    .encrypt(&auth(), &c, &blob, b"imported", b"")
+                    .unwrap();
+                assert_eq!(
+                    f.core
+                        .decrypt(&auth(), &c, &blob, &ct, b"")
+                        .unwrap()
+                        .as_slice(),
+                    b"imported"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn import_is_checked() {
+        let f = fx();
+        let c = KeyContext {
+            origin: Origin::External,
+            ..ctx(KID, KeySpec::AesGcm256, KeyUsage::EncryptDecrypt)
+        };
+        let p = f
+            .core
+            .get_parameters_for_import(&auth(), &c, KeySpec::Rsa2048, NOW + DAY)
+            .unwrap();
+        let good = wrap(&p.public_key_pem, PaddingMode::RsaPkcs1Oaep, &[1u8; 32]);
+        let import = |c: &KeyContext<'_>, token: &str, now: u64, material: &[u8]| {
+            f.core.import_key_material(
+                &auth(),
+                c,
+                p.wrapping_spec,
+                &p.wrapping_blob,
+                token,
+                now,
+                PaddingMode::RsaPkcs1Oaep,
+                material,
+            )
+        };
+        // Expired token.
+        assert_eq!(
+            import(&c, &p.token, NOW + DAY + 1, &good).err(),
+            Some(Error::ImportTokenExpired)
+        );
+        // Forged, truncated or foreign tokens.
+        let mut forged = p.token.clone().into_bytes();
+        forged[20] = if forged[20] == b'A' { b'B' } else { b'A' };
+        let forged = String::from_utf8(forged).unwrap();
+        for t in [forged.as_str(), "", "AAAA", &p.token[..p.token.len() - 4]] {
+            assert!(
+                matches!(import(&c, t, NOW, &good), Err(Error::IntegrityFailure(_))),
+                "{t}"
+            );
+        }
+        // Token and wrapping key for another keyid.
+        let other = KeyContext { keyid: UKID, ..c };
+        assert!(import(&other, &p.token, NOW, &good).is_err());
+        // A later GetParametersForImport makes the earlier token useless with the new key.
+        let p2 = f
+            .core
+            .get_parameters_for_import(&auth(), &c, KeySpec::Rsa2048, NOW + DAY)
+            .unwrap();
+        assert!(
+            f.core
+                .import_key_material(
+                    &auth(),
+                    &c,
+                    p2.wrapping_spec,
+                    &p2.wrapping_blob,
+                    &p.token,
+                    NOW,
+                    PaddingMode::RsaPkcs1Oaep,
+                    &good
+                )
+                .is_err()
+        );
+        // Wrong material length.
+        let short = wrap(&p.public_key_pem, PaddingMode::RsaPkcs1Oaep, &[1u8; 16]);
+        assert!(matches!(
+            import(&c, &p.token, NOW, &short),
+            Err(Error::InvalidInput(_))
+        ));
+        // Internal keys and key pairs take no imports.
+        let internal = ctx(KID, KeySpec::AesGcm256, KeyUsage::EncryptDecrypt);
+        assert!(
+            f.core
+                .get_parameters_for_import(&auth(), &internal, KeySpec::Rsa2048, NOW)
+                .is_err()
+        );
+        let rsa = KeyContext {
+            origin: Origin::External,
+            ..ctx(KID, KeySpec::Rsa2048, KeyUsage::EncryptDecrypt)
+        };
+        assert!(
+            f.core
+                .get_parameters_for_import(&auth(), &rsa, KeySpec::Rsa2048, NOW)
+                .is_err()
+        );
+        // The wrapping spec must be RSA.
+        assert!(
+            f.core
+                .get_parameters_for_import(&auth(), &c, KeySpec::EcP256, NOW)
+                .is_err()
+        );
+    }
+}
+
+#[test]
+fn key_cache_serves_repeat_use() {
+    let core = Core::with_cache_capacity(DomainKeySet::generate().unwrap(), 8).unwrap();
+    let (key, apiblob) = core.create_api_key(APP).unwrap();
+    let canon = "appid=a&timestamp=1";
+    let auth = core
+        .verify_request_mac(APP, &apiblob, canon.as_bytes(), &sign(key.expose(), canon))
+        .unwrap();
+    let c = ctx(KID, KeySpec::EcP256, KeyUsage::SignVerify);
+    let blob = core.create_key(&c).unwrap();
+    let before = core.cache_stats();
+    for _ in 0..10 {
+        core.sign(
+            &auth,
+            &c,
+            &blob,
+            DigestMode::Sha256,
+            PaddingMode::None,
+            MessageType::Raw,
+            b"m",
+        )
+        .unwrap();
+    }
+    let after = core.cache_stats();
+    assert_eq!(after.hits - before.hits, 10);
+    assert_eq!(after.misses, before.misses);
+    // A core that never saw the key (same DK) loads it once, then hits.
+    assert!(after.entries <= 8);
+}

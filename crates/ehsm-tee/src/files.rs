@@ -1,0 +1,108 @@
+//! Small, careful file helpers for secrets kept on the host: owner-only permissions, and
+//! "create once" publishing that can never overwrite an existing file, even when two processes
+//! start on the same data directory at the same time.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::Write as _;
+use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
+use std::path::Path;
+
+use crate::Error;
+
+/// Permission bits a secret file may have: read and write for the owner only.
+const OWNER_ONLY: u32 = 0o600;
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
+    move |source| Error::Io {
+        path: path.to_owned(),
+        source,
+    }
+}
+
+/// Writes `bytes` to `path` only if no file is there yet, atomically: the content is written and
+/// synced to a temporary file, which is then hard-linked into place (linking fails if `path`
+/// exists, unlike rename, which would replace it). Returns `false` if `path` already existed, in
+/// which case the caller should read the existing file instead.
+pub fn publish_new(path: &Path, bytes: &[u8]) -> Result<bool, Error> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let tmp = dir.join(format!(
+        ".{}.tmp-{}",
+        path.file_name().and_then(|n| n.to_str()).unwrap_or("ehsm"),
+        std::process::id()
+    ));
+    let result = write_synced(&tmp, bytes).and_then(|()| match fs::hard_link(&tmp, path) {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
+        Err(e) => Err(io(path)(e)),
+    });
+    // The temporary name is removed in every case; the published file keeps its own link.
+    let _ = fs::remove_file(&tmp);
+    if result? {
+        File::open(dir)
+            .and_then(|d| d.sync_all())
+            .map_err(io(dir))?;
+        Ok(true)
+    } else {
+        Ok(false)
+    }
+}
+
+fn write_synced(path: &Path, bytes: &[u8]) -> Result<(), Error> {
+    let mut f = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(OWNER_ONLY)
+        .open(path)
+        .map_err(io(path))?;
+    f.write_all(bytes).map_err(io(path))?;
+    f.sync_all().map_err(io(path))
+}
+
+/// Reads a secret file, refusing it if anyone but the owner may read or write it: a secret that
+/// others could have read is not a secret any more, and the operator must know.
+pub fn read_owner_only(path: &Path) -> Result<Vec<u8>, Error> {
+    let meta = fs::metadata(path).map_err(io(path))?;
+    if meta.permissions().mode() & 0o077 != 0 {
+        return Err(Error::BadFile {
+            path: path.to_owned(),
+            reason: "readable or writable by group or others; it must be mode 0600 (chmod 600)",
+        });
+    }
+    fs::read(path).map_err(io(path))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn publishes_once_and_never_overwrites() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("secret");
+        assert!(publish_new(&p, b"first").unwrap());
+        assert!(!publish_new(&p, b"second").unwrap());
+        assert_eq!(read_owner_only(&p).unwrap(), b"first");
+        assert_eq!(
+            fs::metadata(&p).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+        // No temporary file is left behind.
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn refuses_group_readable_secrets() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("secret");
+        publish_new(&p, b"x").unwrap();
+        fs::set_permissions(&p, fs::Permissions::from_mode(0o640)).unwrap();
+        assert!(matches!(read_owner_only(&p), Err(Error::BadFile { .. })));
+    }
+
+    #[test]
+    fn missing_directory_is_an_io_error() {
+        let err = publish_new(Path::new("/nonexistent-ehsm-dir/secret"), b"x").unwrap_err();
+        assert!(matches!(err, Error::Io { .. }));
+    }
+}

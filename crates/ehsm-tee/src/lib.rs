@@ -1,0 +1,115 @@
+//! The platform under the ehsm core: what the trusted execution environment gives the core.
+//!
+//! A [`Platform`] provides a **sealing key** (a key that only this code on this platform can
+//! derive, used to store the domain keys on disk) and a **measurement** (the identity of the
+//! code, e.g. SGX's MRENCLAVE). Attestation evidence comes with the attestation work; the trait
+//! is kept small so that adding it is one more method, as rustls adds provider parts.
+//!
+//! Implementations: [`sim::SimPlatform`] (no security: development and CI). SGX (Gramine's
+//! `/dev/attestation`) and TDX (configfs-tsm) come next.
+#![forbid(unsafe_code)]
+
+pub mod files;
+pub mod sim;
+
+use core::fmt;
+use std::path::PathBuf;
+
+use zeroize::Zeroizing;
+
+/// Which kind of platform the core runs on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PlatformKind {
+    /// Software simulation: no hardware protection at all.
+    Sim,
+    /// Intel SGX through Gramine.
+    Sgx,
+    /// Intel TDX confidential VM.
+    Tdx,
+}
+
+impl fmt::Display for PlatformKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            PlatformKind::Sim => "sim",
+            PlatformKind::Sgx => "sgx",
+            PlatformKind::Tdx => "tdx",
+        })
+    }
+}
+
+/// The measured identity of the running code (SGX MRENCLAVE, TDX MRTD, or a simulated value).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Measurement {
+    /// The platform that measured it.
+    pub kind: PlatformKind,
+    /// The raw measurement bytes.
+    pub value: Vec<u8>,
+}
+
+/// A platform sealing key: 32 bytes that only this code on this platform can obtain.
+///
+/// No `Debug`, no `Clone`; zeroized on drop. The core derives its own keys from it with HKDF and
+/// never uses it directly.
+pub struct SealingKey(Zeroizing<[u8; 32]>);
+
+impl SealingKey {
+    /// Wraps raw key bytes obtained from the platform.
+    pub fn from_bytes(bytes: [u8; 32]) -> Self {
+        Self(Zeroizing::new(bytes))
+    }
+
+    /// The key bytes, for the core's key derivation. Nothing else should call this.
+    pub fn expose(&self) -> &[u8] {
+        self.0.as_slice()
+    }
+}
+
+/// What a trusted execution environment gives the core.
+pub trait Platform: Send + Sync {
+    /// Which platform this is.
+    fn kind(&self) -> PlatformKind;
+
+    /// The sealing key for this code on this platform.
+    fn sealing_key(&self) -> Result<SealingKey, Error>;
+
+    /// The measurement of the running code.
+    fn measurement(&self) -> &Measurement;
+}
+
+/// Errors of the platform layer.
+#[derive(Debug)]
+pub enum Error {
+    /// A file the platform needs could not be read or written.
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// What went wrong.
+        source: std::io::Error,
+    },
+    /// A platform file exists but is not acceptable (wrong size, unsafe permissions, ...).
+    BadFile {
+        /// The file.
+        path: PathBuf,
+        /// Why it is refused, and what to do.
+        reason: &'static str,
+    },
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Io { path, source } => write!(f, "{}: {source}", path.display()),
+            Error::BadFile { path, reason } => write!(f, "{}: {reason}", path.display()),
+        }
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Error::Io { source, .. } => Some(source),
+            Error::BadFile { .. } => None,
+        }
+    }
+}
