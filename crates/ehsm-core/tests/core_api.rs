@@ -1,5 +1,6 @@
 //! The core's public API as the service uses it: every key spec and operation, the origin/usage
 //! matrix of spec §6.1–6.2, blob binding, API keys and BYOK.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failure report
 
 use std::sync::OnceLock;
 
@@ -167,13 +168,12 @@ fn tampered_and_truncated_ciphertexts_fail_cleanly() {
         for i in 0..ct.len() {
             let mut bad = ct.clone();
             bad[i] ^= 0x01;
-            match f.core.decrypt(&auth(), &c, &blob, &bad, b"") {
-                // SM4 has no integrity (upstream): a flipped bit may still decrypt, to other bytes.
-                Ok(p) => assert!(
+            // SM4 has no integrity (upstream): a flipped bit may still decrypt, to other bytes.
+            if let Ok(p) = f.core.decrypt(&auth(), &c, &blob, &bad, b"") {
+                assert!(
                     spec != KeySpec::AesGcm256 && p.as_slice() != b"attack at dawn!!",
                     "{spec} byte {i}"
-                ),
-                Err(_) => {}
+                );
             }
         }
     }

@@ -6,6 +6,7 @@ use std::fs::{self, File, OpenOptions};
 use std::io::Write as _;
 use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::Error;
 
@@ -24,11 +25,15 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
 /// exists, unlike rename, which would replace it). Returns `false` if `path` already existed, in
 /// which case the caller should read the existing file instead.
 pub fn publish_new(path: &Path, bytes: &[u8]) -> Result<bool, Error> {
+    // A name no other writer uses, in this process or another: each attempt has its own
+    // temporary file, so concurrent writers can never truncate each other's content.
+    static ATTEMPT: AtomicU64 = AtomicU64::new(0);
     let dir = path.parent().unwrap_or(Path::new("."));
     let tmp = dir.join(format!(
-        ".{}.tmp-{}",
+        ".{}.tmp-{}-{}",
         path.file_name().and_then(|n| n.to_str()).unwrap_or("ehsm"),
-        std::process::id()
+        std::process::id(),
+        ATTEMPT.fetch_add(1, Ordering::Relaxed)
     ));
     let result = write_synced(&tmp, bytes).and_then(|()| match fs::hard_link(&tmp, path) {
         Ok(()) => Ok(true),

@@ -1,4 +1,5 @@
 //! `ehsm serve` as a user runs it: the real binary on a fresh data directory.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failure report
 
 use std::path::Path;
 use std::process::{Command, Output};

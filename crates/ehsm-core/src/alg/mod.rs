@@ -14,14 +14,15 @@ pub(crate) mod rsa;
 pub(crate) mod sm2;
 pub(crate) mod sm4;
 
-/// Decodes a lower-case hex constant. Used only in `const` items, so it runs at compile time and
+/// Decodes a hex constant. Used only in `const` items, so it runs at compile time and
 /// a mistyped vector is a build error rather than a start-up failure.
 pub(crate) const fn unhex<const N: usize>(hex: &str) -> [u8; N] {
     const fn nibble(c: u8) -> u8 {
         match c {
             b'0'..=b'9' => c - b'0',
             b'a'..=b'f' => c - b'a' + 10,
-            _ => panic!("not lower-case hex"),
+            b'A'..=b'F' => c - b'A' + 10,
+            _ => panic!("not a hex digit"),
         }
     }
     let hex = hex.as_bytes();

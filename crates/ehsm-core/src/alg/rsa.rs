@@ -1235,47 +1235,6 @@ mod tests {
         });
     }
 
-    /// Run by hand: `cargo test --release -p ehsm-core --lib alg::rsa -- --ignored --nocapture`.
-    #[test]
-    #[ignore = "timing; run in release by hand"]
-    fn sign_costs_the_same_as_aws_lc_rs_directly_and_self_test_is_fast() {
-        use std::time::Instant;
-        let (key, pkcs8) = key(KeySpec::Rsa3072);
-        let direct = RsaKeyPair::from_pkcs8(pkcs8).unwrap();
-        let rng = SystemRandom::new();
-        let msg = [7u8; 64];
-        let (mut lib, mut ours) = (f64::MAX, f64::MAX);
-        for _ in 0..7 {
-            let t = Instant::now();
-            for _ in 0..100 {
-                let mut sig = vec![0u8; direct.public_modulus_len()];
-                direct
-                    .sign(&signature::RSA_PKCS1_SHA256, &rng, &msg, &mut sig)
-                    .unwrap();
-                std::hint::black_box(sig);
-            }
-            lib = lib.min(t.elapsed().as_secs_f64() * 1e4);
-            let t = Instant::now();
-            for _ in 0..100 {
-                let sig = key.sign(
-                    PaddingMode::RsaPkcs1,
-                    DigestMode::Sha256,
-                    MessageType::Raw,
-                    &msg,
-                );
-                std::hint::black_box(sig.unwrap());
-            }
-            ours = ours.min(t.elapsed().as_secs_f64() * 1e4);
-        }
-        println!("RSA-3072 PKCS#1 SHA-256 sign: aws-lc-rs {lib:.1} us, RsaKey {ours:.1} us");
-        assert!(ours < lib * 1.05, "more than 5% slower than aws-lc-rs");
-        let t = Instant::now();
-        RsaKey::self_test().unwrap();
-        let ms = t.elapsed().as_secs_f64() * 1e3;
-        println!("self-test: {ms:.2} ms");
-        assert!(ms < 20.0);
-    }
-
     // ---- Wycheproof ----------------------------------------------------------------------------
     //
     // Every case whose parameters are ours runs. So do cases that are valid under *other*
