@@ -13,9 +13,10 @@ use crate::blob::{self, KeyBlob, KeyContext, Purpose};
 use crate::cache::{CacheStats, DEFAULT_CAPACITY, KeyCache};
 use crate::ciphertext;
 use crate::domain::DomainKeySet;
+use crate::family::{Family, HasFamily as _};
 use crate::import::{self, ImportParams};
 use crate::key::LoadedKey;
-use crate::spec::{DigestMode, Family, KeySpec, KeyUsage, MessageType, Origin, PaddingMode};
+use crate::spec::{DigestMode, KeySpec, KeyUsage, MessageType, Origin, PaddingMode};
 use crate::{Error, Result, SecretBytes};
 
 /// Upstream's `EH_ENCRYPT_MAX_SIZE`: the largest Encrypt plaintext (spec §6.10).

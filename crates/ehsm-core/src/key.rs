@@ -7,7 +7,8 @@ use crate::alg::hmac::HmacKey;
 use crate::alg::rsa::RsaKey;
 use crate::alg::sm2::Sm2Key;
 use crate::alg::sm4::{Sm4Key, Sm4Mode};
-use crate::spec::{Family, KeySpec};
+use crate::family::{Family, HasFamily as _};
+use crate::spec::KeySpec;
 use crate::{Error, Result, SecretBytes};
 
 // Variants differ in size (AWS-LC's HMAC key holds its hash states), but a `LoadedKey` always

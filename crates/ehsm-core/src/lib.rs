@@ -19,13 +19,16 @@ pub mod ciphertext;
 mod core;
 mod domain;
 mod error;
+mod family;
 mod import;
 mod kdf;
 mod key;
 mod rand;
 mod secret;
 mod selftest;
-pub mod spec;
+
+/// The eHSM enumerations (key specs, origins, usages, paddings, digests, message types).
+pub use ehsm_proto::spec;
 
 pub use crate::apikey::{API_KEY_LEN, ApiKey, MacVerified};
 pub use crate::blob::{KeyBlob, KeyContext};

@@ -158,12 +158,16 @@ fn tampered_and_truncated_ciphertexts_fail_cleanly() {
             .core
             .encrypt(&auth(), &c, &blob, b"attack at dawn!!", b"")
             .unwrap();
+        // A truncated ciphertext never decrypts to the plaintext. AES-GCM always refuses it;
+        // SM4 has no integrity (upstream), so a truncation that leaves a well-formed length may
+        // "decrypt" (CBC: when the garbage happens to end in valid padding) to other bytes.
         for len in 0..ct.len() {
-            let r = f.core.decrypt(&auth(), &c, &blob, &ct[..len], b"");
-            assert!(
-                r.is_err() || spec == KeySpec::Sm4Ctr,
-                "{spec} truncated to {len}"
-            );
+            if let Ok(p) = f.core.decrypt(&auth(), &c, &blob, &ct[..len], b"") {
+                assert!(
+                    spec != KeySpec::AesGcm256 && p.as_slice() != b"attack at dawn!!",
+                    "{spec} truncated to {len}"
+                );
+            }
         }
         for i in 0..ct.len() {
             let mut bad = ct.clone();

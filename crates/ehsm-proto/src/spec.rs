@@ -4,7 +4,19 @@
 //! The wire carries the *names* (`"EH_AES_GCM_256"`); upstream's enclave used the numbers. Both
 //! are kept here, in one table per enum, so that a name can never drift from its number.
 
-use crate::Error;
+use core::fmt;
+
+/// A name that is not one of the enum's wire names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct UnknownName(pub &'static str);
+
+impl fmt::Display for UnknownName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "unknown {}", self.0)
+    }
+}
+
+impl std::error::Error for UnknownName {}
 
 macro_rules! wire_enum {
     ($(#[$meta:meta])* $name:ident { $($(#[$vmeta:meta])* $variant:ident = $wire:literal, $num:literal;)+ }) => {
@@ -46,9 +58,9 @@ macro_rules! wire_enum {
         }
 
         impl core::str::FromStr for $name {
-            type Err = Error;
-            fn from_str(s: &str) -> Result<Self, Error> {
-                Self::from_name(s).ok_or(Error::InvalidInput(concat!("unknown ", stringify!($name))))
+            type Err = UnknownName;
+            fn from_str(s: &str) -> Result<Self, UnknownName> {
+                Self::from_name(s).ok_or(UnknownName(stringify!($name)))
             }
         }
     };
@@ -150,33 +162,7 @@ wire_enum! {
     }
 }
 
-/// The family a key spec belongs to, which decides the operations it supports.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Family {
-    AesGcm,
-    Sm4,
-    Rsa,
-    Ec,
-    Sm2,
-    Hmac,
-}
-
 impl KeySpec {
-    pub(crate) const fn family(self) -> Family {
-        match self {
-            KeySpec::AesGcm128 | KeySpec::AesGcm192 | KeySpec::AesGcm256 => Family::AesGcm,
-            KeySpec::Sm4Ctr | KeySpec::Sm4Cbc => Family::Sm4,
-            KeySpec::Rsa2048 | KeySpec::Rsa3072 | KeySpec::Rsa4096 => Family::Rsa,
-            KeySpec::EcP224
-            | KeySpec::EcP256
-            | KeySpec::EcP256k
-            | KeySpec::EcP384
-            | KeySpec::EcP521 => Family::Ec,
-            KeySpec::Sm2 => Family::Sm2,
-            KeySpec::Hmac => Family::Hmac,
-        }
-    }
-
     /// The length in bytes of a symmetric key of this spec (AES, SM4, HMAC); `None` for key pairs.
     pub const fn symmetric_key_len(self) -> Option<usize> {
         match self {
@@ -189,12 +175,19 @@ impl KeySpec {
 
     /// True for the specs that Encrypt/Decrypt and the data-key actions use.
     pub const fn is_symmetric_cipher(self) -> bool {
-        matches!(self.family(), Family::AesGcm | Family::Sm4)
+        matches!(
+            self,
+            KeySpec::AesGcm128
+                | KeySpec::AesGcm192
+                | KeySpec::AesGcm256
+                | KeySpec::Sm4Ctr
+                | KeySpec::Sm4Cbc
+        )
     }
 
     /// True for key pairs (RSA, EC, SM2), which have a public key.
     pub const fn is_asymmetric(self) -> bool {
-        matches!(self.family(), Family::Rsa | Family::Ec | Family::Sm2)
+        !self.is_symmetric_cipher() && !matches!(self, KeySpec::Hmac)
     }
 }
 
