@@ -1,3 +1,47 @@
-//! The ehsm Rust SDK: signed, typed calls to an ehsm (or eHSM-KMS) server.
-//! Empty until the REST-service work fills it.
+//! The ehsm Rust SDK: signed, typed calls to an ehsm server, or to an Intel eHSM-KMS 0.3.2
+//! server, since the wire protocol is the same.
+//!
+//! ```no_run
+//! use ehsm_client::{Client, KeySpec, KeyUsage, Origin};
+//!
+//! # async fn demo() -> Result<(), ehsm_client::Error> {
+//! let anonymous = Client::builder("https://127.0.0.1:9000")
+//!     // Only for ehsm's generated self-signed certificate, on a network you trust.
+//!     .danger_accept_invalid_certs(true)
+//!     .build()?;
+//! let client = anonymous.with_credentials(anonymous.enroll().await?);
+//!
+//! let keyid = client.create_key(KeySpec::AesGcm256, Origin::Internal, KeyUsage::EncryptDecrypt).await?;
+//! let ciphertext = client.encrypt(&keyid, b"hello", Some(b"context")).await?;
+//! assert_eq!(client.decrypt(&keyid, &ciphertext, Some(b"context")).await?, b"hello");
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! # Design
+//!
+//! - **One signed call.** Every action goes through one private function that builds the
+//!   envelope `{appid, timestamp, nonce, payload, sign}`, posts it to `/ehsm?Action=<Name>` and
+//!   checks the `{code, message, result}` answer. A typed method only builds its payload and reads
+//!   its result, so adding an action is one short method.
+//! - **The server's canonicaliser signs.** The string under the HMAC comes from
+//!   `ehsm_proto::canon`, which the ehsm server uses too. Upstream's SDKs each had their own and
+//!   disagreed with the server on empty strings, booleans and quotes (compatibility spec §3.4).
+//! - **Bytes in, bytes out.** Binary arguments and results are `&[u8]`/`Vec<u8>`; the base64 of
+//!   the wire stays inside the SDK. Modes are the [`ehsm_proto`] enums, re-exported here.
+//! - **Errors by fault.** [`Error::Api`] is the server saying no (with eHSM's code and message),
+//!   the other variants are the network, a malformed answer or a configuration mistake.
 #![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+mod client;
+mod error;
+mod keys;
+
+pub use client::{Client, ClientBuilder, Credentials, Version};
+pub use ehsm_proto::spec::{DigestMode, KeySpec, KeyUsage, MessageType, Origin, PaddingMode};
+pub use error::{Error, Result};
+pub use keys::{DataKey, ImportParameters, KeyInfo};
+
+#[cfg(test)]
+mod tests;

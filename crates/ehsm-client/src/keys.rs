@@ -1,0 +1,453 @@
+//! The key actions of spec §7 (cryptographic and key management) and ehsm's HMAC extension.
+//!
+//! Each method builds its payload with the spec's JSON field names, lets [`Client::call`] sign and
+//! send it, and reads its fields from the result. Binary values are base64 on the wire and raw
+//! bytes here.
+
+use core::fmt;
+
+use ehsm_proto::Action;
+use ehsm_proto::spec::{DigestMode, KeySpec, KeyUsage, MessageType, Origin, PaddingMode};
+use serde_json::{Value, json};
+
+use crate::client::{Client, b64};
+use crate::error::{Error, Result};
+
+/// A data key from [`Client::generate_data_key`].
+///
+/// `Debug` leaves out the plaintext key.
+#[derive(Clone, PartialEq, Eq)]
+pub struct DataKey {
+    /// The data key itself: use it, then drop it.
+    pub plaintext: Vec<u8>,
+    /// The data key encrypted under the CMK; store it and [`Client::decrypt`] it when needed.
+    pub ciphertext: Vec<u8>,
+}
+
+impl fmt::Debug for DataKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DataKey")
+            .field("plaintext", &"<redacted>")
+            .field("ciphertext", &self.ciphertext)
+            .finish()
+    }
+}
+
+/// What [`Client::get_parameters_for_import`] returns for bring-your-own-key.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ImportParameters {
+    /// The RSA wrapping key, a PEM `RSA PUBLIC KEY` (PKCS#1). Encrypt the key material to it.
+    pub pubkey_pem: String,
+    /// An opaque token to pass back to [`Client::import_key_material`].
+    pub import_token: String,
+}
+
+/// One of the caller's keys, from [`Client::list_keys`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KeyInfo {
+    /// The key id.
+    pub keyid: String,
+    /// Creation time, in milliseconds since the Unix epoch.
+    pub creation_date: i64,
+    /// Expiry time, in milliseconds since the Unix epoch.
+    pub expire_time: i64,
+    /// Always `""` upstream: there is no way to set an alias.
+    pub alias: String,
+    /// The key's spec.
+    pub keyspec: KeySpec,
+    /// 1 if the key is enabled, 0 if disabled; see [`KeyInfo::is_enabled`].
+    pub key_state: i64,
+}
+
+impl KeyInfo {
+    /// Whether the key may be used (`key_state == 1`).
+    pub fn is_enabled(&self) -> bool {
+        self.key_state == 1
+    }
+}
+
+/// A ListKey item as the wire spells it.
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct WireKeyInfo {
+    keyid: String,
+    creation_date: i64,
+    expire_time: i64,
+    #[serde(default)]
+    alias: String,
+    keyspec: String,
+    key_state: i64,
+}
+
+#[derive(serde::Deserialize)]
+struct KeyList {
+    list: Vec<WireKeyInfo>,
+}
+
+/// Adds `aad` to an object payload. An absent or empty aad is left out, not sent as `""`: the
+/// two mean the same to the server, and leaving it out is what every eHSM version accepts.
+fn with_aad(mut payload: Value, aad: Option<&[u8]>) -> Value {
+    if let (Some(aad), Value::Object(map)) = (aad.filter(|a| !a.is_empty()), &mut payload) {
+        map.insert("aad".into(), b64(aad).into());
+    }
+    payload
+}
+
+impl Client {
+    /// Creates a customer master key and returns its keyid (`CreateKey`).
+    ///
+    /// # Errors
+    ///
+    /// As every call: see [`Error`].
+    pub async fn create_key(
+        &self,
+        spec: KeySpec,
+        origin: Origin,
+        usage: KeyUsage,
+    ) -> Result<String> {
+        let payload = json!({"keyspec": spec.as_str(), "origin": origin.as_str(), "keyusage": usage.as_str()});
+        self.call(Action::CreateKey, payload).await?.string("keyid")
+    }
+
+    /// Encrypts `plaintext` (up to 6144 bytes) with a symmetric key; `aad` must be given again to
+    /// decrypt (`Encrypt`).
+    ///
+    /// # Errors
+    ///
+    /// As every call: see [`Error`].
+    pub async fn encrypt(
+        &self,
+        keyid: &str,
+        plaintext: &[u8],
+        aad: Option<&[u8]>,
+    ) -> Result<Vec<u8>> {
+        let payload = with_aad(json!({"keyid": keyid, "plaintext": b64(plaintext)}), aad);
+        self.call(Action::Encrypt, payload)
+            .await?
+            .bytes("ciphertext")
+    }
+
+    /// Decrypts what [`Client::encrypt`] or a data-key action returned (`Decrypt`).
+    ///
+    /// # Errors
+    ///
+    /// As every call: see [`Error`].
+    pub async fn decrypt(
+        &self,
+        keyid: &str,
+        ciphertext: &[u8],
+        aad: Option<&[u8]>,
+    ) -> Result<Vec<u8>> {
+        let payload = with_aad(json!({"keyid": keyid, "ciphertext": b64(ciphertext)}), aad);
+        self.call(Action::Decrypt, payload)
+            .await?
+            .bytes("plaintext")
+    }
+
+    /// A fresh random data key of `len` bytes (1 to 1024), in the clear and encrypted under the
+    /// symmetric key `keyid` (`GenerateDataKey`).
+    ///
+    /// # Errors
+    ///
+    /// As every call: see [`Error`].
+    pub async fn generate_data_key(
+        &self,
+        keyid: &str,
+        len: u32,
+        aad: Option<&[u8]>,
+    ) -> Result<DataKey> {
+        let payload = with_aad(json!({"keyid": keyid, "keylen": len}), aad);
+        let reply = self.call(Action::GenerateDataKey, payload).await?;
+        Ok(DataKey {
+            plaintext: reply.bytes("plaintext")?,
+            ciphertext: reply.bytes("ciphertext")?,
+        })
+    }
+
+    /// As [`Client::generate_data_key`], but only the encrypted key is returned
+    /// (`GenerateDataKeyWithoutPlaintext`).
+    ///
+    /// # Errors
+    ///
+    /// As every call: see [`Error`].
+    pub async fn generate_data_key_without_plaintext(
+        &self,
+        keyid: &str,
+        len: u32,
+        aad: Option<&[u8]>,
+    ) -> Result<Vec<u8>> {
+        let payload = with_aad(json!({"keyid": keyid, "keylen": len}), aad);
+        self.call(Action::GenerateDataKeyWithoutPlaintext, payload)
+            .await?
+            .bytes("ciphertext")
+    }
+
+    /// Re-encrypts a data key from the symmetric key `keyid` to the public key of the RSA or SM2
+    /// key `ukeyid` (`ExportDataKey`). `old_ciphertext` and `aad` are those of the data key; the
+    /// result opens with [`Client::asymmetric_decrypt`] (RSA: OAEP).
+    ///
+    /// # Errors
+    ///
+    /// As every call: see [`Error`].
+    pub async fn export_data_key(
+        &self,
+        keyid: &str,
+        ukeyid: &str,
+        old_ciphertext: &[u8],
+        aad: Option<&[u8]>,
+    ) -> Result<Vec<u8>> {
+        let payload =
+            json!({"keyid": keyid, "ukeyid": ukeyid, "olddatakey_base": b64(old_ciphertext)});
+        self.call(Action::ExportDataKey, with_aad(payload, aad))
+            .await?
+            .bytes("newdatakey")
+    }
+
+    /// Signs `message` (or, with [`MessageType::Digest`], a digest the caller computed) with an
+    /// RSA, EC or SM2 key (`Sign`). All three modes are required by the server, even where they
+    /// do not matter (EC ignores the padding).
+    ///
+    /// # Errors
+    ///
+    /// As every call: see [`Error`].
+    pub async fn sign(
+        &self,
+        keyid: &str,
+        digest: DigestMode,
+        padding: PaddingMode,
+        message_type: MessageType,
+        message: &[u8],
+    ) -> Result<Vec<u8>> {
+        let payload = sign_payload(keyid, digest, padding, message_type, message);
+        self.call(Action::Sign, payload).await?.bytes("signature")
+    }
+
+    /// Checks a signature made as by [`Client::sign`] (`Verify`). `Ok(false)` means the signature
+    /// does not match; errors are kept for refused requests.
+    ///
+    /// # Errors
+    ///
+    /// As every call: see [`Error`].
+    pub async fn verify(
+        &self,
+        keyid: &str,
+        digest: DigestMode,
+        padding: PaddingMode,
+        message_type: MessageType,
+        message: &[u8],
+        signature: &[u8],
+    ) -> Result<bool> {
+        let mut payload = sign_payload(keyid, digest, padding, message_type, message);
+        payload["signature"] = b64(signature).into();
+        self.call(Action::Verify, payload).await?.bool("result")
+    }
+
+    /// Encrypts to an RSA or SM2 key's public key (`AsymmetricEncrypt`). RSA takes
+    /// [`PaddingMode::RsaPkcs1`] or [`PaddingMode::RsaPkcs1Oaep`]; SM2 ignores the padding.
+    ///
+    /// # Errors
+    ///
+    /// As every call: see [`Error`].
+    pub async fn asymmetric_encrypt(
+        &self,
+        keyid: &str,
+        padding: PaddingMode,
+        plaintext: &[u8],
+    ) -> Result<Vec<u8>> {
+        let payload =
+            json!({"keyid": keyid, "plaintext": b64(plaintext), "padding_mode": padding.as_str()});
+        self.call(Action::AsymmetricEncrypt, payload)
+            .await?
+            .bytes("ciphertext")
+    }
+
+    /// Decrypts what [`Client::asymmetric_encrypt`] or [`Client::export_data_key`] produced
+    /// (`AsymmetricDecrypt`).
+    ///
+    /// # Errors
+    ///
+    /// As every call: see [`Error`].
+    pub async fn asymmetric_decrypt(
+        &self,
+        keyid: &str,
+        padding: PaddingMode,
+        ciphertext: &[u8],
+    ) -> Result<Vec<u8>> {
+        let payload = json!({"keyid": keyid, "ciphertext": b64(ciphertext), "padding_mode": padding.as_str()});
+        self.call(Action::AsymmetricDecrypt, payload)
+            .await?
+            .bytes("plaintext")
+    }
+
+    /// The public key of an RSA, EC or SM2 key as PEM text: `RSA PUBLIC KEY` (PKCS#1) for RSA,
+    /// `PUBLIC KEY` (SPKI) otherwise (`GetPublicKey`).
+    ///
+    /// # Errors
+    ///
+    /// As every call: see [`Error`].
+    pub async fn get_public_key(&self, keyid: &str) -> Result<String> {
+        self.call(Action::GetPublicKey, json!({"keyid": keyid}))
+            .await?
+            .string("pubkey")
+    }
+
+    /// Bring-your-own-key, step 1: a fresh RSA wrapping key of `wrapping_spec` (an RSA spec) for
+    /// the external key `keyid`, and the token that goes with it (`GetParametersForImport`).
+    ///
+    /// # Errors
+    ///
+    /// As every call: see [`Error`].
+    pub async fn get_parameters_for_import(
+        &self,
+        keyid: &str,
+        wrapping_spec: KeySpec,
+    ) -> Result<ImportParameters> {
+        let payload = json!({"keyid": keyid, "keyspec": wrapping_spec.as_str()});
+        let reply = self.call(Action::GetParametersForImport, payload).await?;
+        Ok(ImportParameters {
+            pubkey_pem: reply.string("pubkey")?,
+            import_token: reply.string("importToken")?,
+        })
+    }
+
+    /// Bring-your-own-key, step 2: imports the raw key, encrypted to the wrapping key with
+    /// `padding` ([`PaddingMode::RsaPkcs1`] or [`PaddingMode::RsaPkcs1Oaep`], SHA-256)
+    /// (`ImportKeyMaterial`).
+    ///
+    /// # Errors
+    ///
+    /// As every call: see [`Error`]. A code-200 answer whose `result` is not `true` is a
+    /// [`Error::Decode`].
+    pub async fn import_key_material(
+        &self,
+        keyid: &str,
+        padding: PaddingMode,
+        wrapped_material: &[u8],
+        import_token: &str,
+    ) -> Result<()> {
+        let payload = json!({
+            "keyid": keyid,
+            "padding_mode": padding.as_str(),
+            "key_material": b64(wrapped_material),
+            "importToken": import_token,
+        });
+        match self
+            .call(Action::ImportKeyMaterial, payload)
+            .await?
+            .bool("result")?
+        {
+            true => Ok(()),
+            false => Err(Error::Decode(
+                "ImportKeyMaterial: code 200 but result.result is false".into(),
+            )),
+        }
+    }
+
+    /// The caller's keys (`ListKey`; upstream returns at most 10 000).
+    ///
+    /// # Errors
+    ///
+    /// As every call: see [`Error`]. A key spec this SDK does not know is a [`Error::Decode`].
+    pub async fn list_keys(&self) -> Result<Vec<KeyInfo>> {
+        let list: KeyList = self.call(Action::ListKey, json!({})).await?.parse()?;
+        list.list
+            .into_iter()
+            .map(|k| {
+                let keyspec = KeySpec::from_name(&k.keyspec).ok_or_else(|| {
+                    Error::Decode(format!(
+                        "ListKey: unknown keyspec {:?} for key {}",
+                        k.keyspec, k.keyid
+                    ))
+                })?;
+                Ok(KeyInfo {
+                    keyid: k.keyid,
+                    creation_date: k.creation_date,
+                    expire_time: k.expire_time,
+                    alias: k.alias,
+                    keyspec,
+                    key_state: k.key_state,
+                })
+            })
+            .collect()
+    }
+
+    /// Deletes a key (`DeleteKey`). Succeeds even if there is no such key, as upstream.
+    ///
+    /// # Errors
+    ///
+    /// As every call: see [`Error`].
+    pub async fn delete_key(&self, keyid: &str) -> Result<()> {
+        self.call(Action::DeleteKey, json!({"keyid": keyid}))
+            .await
+            .map(drop)
+    }
+
+    /// Deletes all the caller's keys (`DeleteAllKey`).
+    ///
+    /// # Errors
+    ///
+    /// As every call: see [`Error`].
+    pub async fn delete_all_keys(&self) -> Result<()> {
+        self.call(Action::DeleteAllKey, json!({})).await.map(drop)
+    }
+
+    /// Enables a key (`EnableKey`); idempotent.
+    ///
+    /// # Errors
+    ///
+    /// As every call: see [`Error`].
+    pub async fn enable_key(&self, keyid: &str) -> Result<()> {
+        self.call(Action::EnableKey, json!({"keyid": keyid}))
+            .await
+            .map(drop)
+    }
+
+    /// Disables a key (`DisableKey`); idempotent. A disabled key refuses every cryptographic use.
+    ///
+    /// # Errors
+    ///
+    /// As every call: see [`Error`].
+    pub async fn disable_key(&self, keyid: &str) -> Result<()> {
+        self.call(Action::DisableKey, json!({"keyid": keyid}))
+            .await
+            .map(drop)
+    }
+
+    /// HMAC-SHA256 of `message` under an `EH_HMAC` key (`GenerateMac`, an ehsm extension that
+    /// eHSM-KMS does not have).
+    ///
+    /// # Errors
+    ///
+    /// As every call: see [`Error`].
+    pub async fn generate_mac(&self, keyid: &str, message: &[u8]) -> Result<Vec<u8>> {
+        let payload = json!({"keyid": keyid, "message": b64(message)});
+        self.call(Action::GenerateMac, payload).await?.bytes("mac")
+    }
+
+    /// Checks an HMAC-SHA256 tag made by [`Client::generate_mac`] (`VerifyMac`, an ehsm
+    /// extension).
+    ///
+    /// # Errors
+    ///
+    /// As every call: see [`Error`].
+    pub async fn verify_mac(&self, keyid: &str, message: &[u8], mac: &[u8]) -> Result<bool> {
+        let payload = json!({"keyid": keyid, "message": b64(message), "mac": b64(mac)});
+        self.call(Action::VerifyMac, payload).await?.bool("result")
+    }
+}
+
+fn sign_payload(
+    keyid: &str,
+    digest: DigestMode,
+    padding: PaddingMode,
+    message_type: MessageType,
+    message: &[u8],
+) -> Value {
+    json!({
+        "keyid": keyid,
+        "message": b64(message),
+        "message_type": message_type.as_str(),
+        "digest_mode": digest.as_str(),
+        "padding_mode": padding.as_str(),
+    })
+}

@@ -1,0 +1,584 @@
+//! Unit tests: envelope and signature construction, base64, answer decoding, and whole calls
+//! against a tiny hand-written HTTP/1.1 server that captures each request.
+
+use aws_lc_rs::hmac;
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use ehsm_proto::Action;
+use ehsm_proto::canon::signing_string;
+use reqwest::StatusCode;
+use serde_json::{Map, Value, json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+
+use crate::client::{decode_envelope, endpoint, signed_body};
+use crate::*;
+
+// Spec §3.6.
+const APPID: &str = "b7c62e4d-c238-4016-b35f-47bc4b57dc03";
+const APIKEY: &str = "D3nK2Vq90QrFkHGRZ3dBAyFEfPTtLfQy";
+const KEYID: &str = "aac3e45a-d3dc-4791-89b6-4ada0e38e6ef";
+
+fn creds() -> Credentials {
+    Credentials {
+        appid: APPID.into(),
+        apikey: APIKEY.into(),
+    }
+}
+
+/// The sign the server would compute for `body` (which includes `sign`, ignored here).
+fn expected_sign(body: &Map<String, Value>, apikey: &str) -> String {
+    let mut unsigned = body.clone();
+    unsigned.remove("sign");
+    let key = hmac::Key::new(hmac::HMAC_SHA256, apikey.as_bytes());
+    STANDARD.encode(hmac::sign(&key, signing_string(&unsigned).as_bytes()).as_ref())
+}
+
+// ---- envelope and signing ----
+
+#[test]
+fn envelope_reproduces_spec_3_6_vector_3() {
+    // The vector's payload also has `aad: ""`, which the server skips; the SDK never sends it.
+    let body = signed_body(
+        &creds(),
+        "1700000000000".into(),
+        "1234567890".into(),
+        json!({"keyid": KEYID, "keylen": 16}),
+    );
+    let mut unsigned = body.clone();
+    unsigned.remove("sign");
+    assert_eq!(
+        signing_string(&unsigned),
+        format!(
+            "appid={APPID}&nonce=1234567890&payload=keyid={KEYID}&keylen=16&timestamp=1700000000000"
+        )
+    );
+    assert_eq!(body["sign"], "IERyXzk6l/brqkiHLHtXTRUnIKlhiyFOqPyaITu+GKA=");
+    let keys: Vec<&str> = body.keys().map(String::as_str).collect();
+    assert_eq!(keys, ["appid", "nonce", "payload", "sign", "timestamp"]);
+    assert_eq!(
+        body["payload"]["keylen"],
+        json!(16),
+        "keylen must be a JSON integer"
+    );
+}
+
+#[test]
+fn empty_payload_and_empty_aad_are_left_out() {
+    let body = signed_body(&creds(), "1700000000000".into(), "1".into(), json!({}));
+    assert!(!body.contains_key("payload"));
+    let mut unsigned = body.clone();
+    unsigned.remove("sign");
+    assert_eq!(
+        signing_string(&unsigned),
+        format!("appid={APPID}&nonce=1&timestamp=1700000000000")
+    );
+    assert_eq!(body["sign"], expected_sign(&body, APIKEY));
+}
+
+#[test]
+fn credentials_debug_redacts_the_apikey() {
+    let shown = format!("{:?}", creds());
+    assert!(shown.contains(APPID));
+    assert!(!shown.contains(APIKEY));
+    let key = DataKey {
+        plaintext: vec![0xAB; 4],
+        ciphertext: vec![1],
+    };
+    assert!(!format!("{key:?}").contains("171"));
+}
+
+// ---- configuration ----
+
+#[test]
+fn endpoint_appends_ehsm_once() {
+    for (base, want) in [
+        ("https://127.0.0.1:9000", "https://127.0.0.1:9000/ehsm"),
+        ("https://127.0.0.1:9000/", "https://127.0.0.1:9000/ehsm"),
+        ("https://127.0.0.1:9002/ehsm", "https://127.0.0.1:9002/ehsm"),
+        (
+            "https://127.0.0.1:9002/ehsm/",
+            "https://127.0.0.1:9002/ehsm",
+        ),
+        ("http://proxy/kms", "http://proxy/kms/ehsm"),
+    ] {
+        assert_eq!(endpoint(base).unwrap().as_str(), want, "{base}");
+    }
+}
+
+#[test]
+fn builder_refuses_bad_configuration() {
+    for base in [
+        "not a url",
+        "ftp://host/",
+        "https://host/?Action=X",
+        "https://host/#x",
+    ] {
+        assert!(
+            matches!(Client::builder(base).build(), Err(Error::InvalidConfig(_))),
+            "{base}"
+        );
+    }
+    let empty = Client::builder("https://host")
+        .credentials(APPID, "")
+        .build();
+    assert!(matches!(empty, Err(Error::InvalidConfig(_))));
+}
+
+#[tokio::test]
+async fn signed_call_without_credentials_is_a_config_error() {
+    // Nothing listens on this address: the error must come before any connection attempt.
+    let client = Client::builder("http://127.0.0.1:9").build().unwrap();
+    let err = client.list_keys().await.unwrap_err();
+    assert!(
+        matches!(&err, Error::InvalidConfig(m) if m.contains("ListKey")),
+        "{err}"
+    );
+}
+
+// ---- answers ----
+
+#[test]
+fn answers_decode_by_fault() {
+    let decode = |status: u16, body: &str| {
+        decode_envelope(
+            Action::Encrypt,
+            StatusCode::from_u16(status).unwrap(),
+            body.as_bytes(),
+        )
+    };
+    let ok = decode(
+        200,
+        r#"{"code":200,"message":"success!","result":{"ciphertext":"AAEC"}}"#,
+    )
+    .unwrap();
+    assert_eq!(ok.bytes("ciphertext").unwrap(), [0, 1, 2]);
+
+    let err = decode(200, r#"{"code":400,"message":"keyid error","result":{}}"#).unwrap_err();
+    assert!(matches!(&err, Error::Api { code: 400, message } if message == "keyid error"));
+    assert_eq!(err.to_string(), "ehsm answered 400: keyid error");
+    // Upstream's unknown-appid answer has no message; enclave errors have a null result.
+    let err = decode(200, r#"{"code":400,"result":{}}"#).unwrap_err();
+    assert!(matches!(&err, Error::Api { code: 400, message } if message.is_empty()));
+    let err = decode(
+        200,
+        r#"{"code":500,"message":"Server exception.","result":null}"#,
+    )
+    .unwrap_err();
+    assert!(matches!(err, Error::Api { code: 500, .. }));
+
+    for (status, body) in [
+        (200, "<html>hi</html>"),
+        (200, r#"{"message":"no code"}"#),
+        (200, "[1]"),
+        (500, ""),
+    ] {
+        assert!(
+            matches!(decode(status, body), Err(Error::Decode(_))),
+            "{status} {body}"
+        );
+    }
+}
+
+#[test]
+fn result_fields_are_typed_and_base64_is_checked() {
+    let reply = decode_envelope(
+        Action::Verify,
+        StatusCode::OK,
+        br#"{"code":200,"message":"success!","result":{"result":true,"b":"aGk=","n":3,"bad":"a?=="}}"#,
+    )
+    .unwrap();
+    assert!(reply.bool("result").unwrap());
+    assert_eq!(reply.bytes("b").unwrap(), b"hi");
+    for err in [reply.bytes("bad"), reply.bytes("n"), reply.bytes("missing")] {
+        let err = err.unwrap_err();
+        assert!(
+            matches!(&err, Error::Decode(m) if m.starts_with("Verify: result.")),
+            "{err}"
+        );
+    }
+    assert!(matches!(reply.string("n"), Err(Error::Decode(_))));
+    assert!(matches!(reply.bool("b"), Err(Error::Decode(_))));
+    assert_eq!(crate::client::b64(b"\xff\xfe\x00"), "//4A");
+}
+
+// ---- whole calls against a fake server ----
+
+/// One request as the fake server saw it.
+#[derive(Debug)]
+struct Seen {
+    method: String,
+    target: String,
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+}
+
+impl Seen {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    fn json(&self) -> Map<String, Value> {
+        serde_json::from_slice(&self.body).unwrap()
+    }
+}
+
+/// A server that answers each connection's one request with the next `(status line, body)` and
+/// hands back what it received. `connection: close` makes reqwest open a new connection per call.
+async fn fake_server(answers: Vec<(&'static str, String)>) -> (String, JoinHandle<Vec<Seen>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let task = tokio::spawn(async move {
+        let mut seen = Vec::new();
+        for (status, reply) in answers {
+            let (mut socket, _) = listener.accept().await.unwrap();
+            let mut buf = Vec::new();
+            let head_end = loop {
+                read_more(&mut socket, &mut buf).await;
+                if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                    break i;
+                }
+            };
+            let head = String::from_utf8(buf[..head_end].to_vec()).unwrap();
+            let mut lines = head.split("\r\n");
+            let mut request_line = lines.next().unwrap().split(' ');
+            let (method, target) = (request_line.next().unwrap(), request_line.next().unwrap());
+            let headers: Vec<(String, String)> = lines
+                .map(|l| {
+                    let (n, v) = l.split_once(':').unwrap();
+                    (n.trim().to_ascii_lowercase(), v.trim().to_owned())
+                })
+                .collect();
+            let len = headers
+                .iter()
+                .find(|(n, _)| n == "content-length")
+                .map_or(0, |(_, v)| v.parse().unwrap());
+            while buf.len() < head_end + 4 + len {
+                read_more(&mut socket, &mut buf).await;
+            }
+            let answer = format!(
+                "HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{reply}",
+                reply.len()
+            );
+            socket.write_all(answer.as_bytes()).await.unwrap();
+            socket.shutdown().await.unwrap();
+            let body = buf[head_end + 4..].to_vec();
+            seen.push(Seen {
+                method: method.into(),
+                target: target.into(),
+                headers,
+                body,
+            });
+        }
+        seen
+    });
+    (url, task)
+}
+
+async fn read_more(socket: &mut tokio::net::TcpStream, buf: &mut Vec<u8>) {
+    let mut chunk = [0u8; 4096];
+    let n = socket.read(&mut chunk).await.unwrap();
+    assert!(n > 0, "the client closed the connection mid-request");
+    buf.extend_from_slice(&chunk[..n]);
+}
+
+fn ok(result: Value) -> (&'static str, String) {
+    (
+        "200 OK",
+        json!({"code": 200, "message": "success!", "result": result}).to_string(),
+    )
+}
+
+fn client(url: &str) -> Client {
+    Client::builder(url)
+        .credentials(APPID, APIKEY)
+        .build()
+        .unwrap()
+}
+
+/// Checks what every signed request must look like, and returns its payload.
+fn assert_signed_post(seen: &Seen, action: &str) -> Value {
+    assert_eq!(seen.method, "POST");
+    assert_eq!(seen.target, format!("/ehsm?Action={action}"));
+    assert_eq!(seen.header("content-type"), Some("application/json"));
+    let body = seen.json();
+    assert_eq!(body["appid"], APPID);
+    let timestamp = body["timestamp"].as_str().unwrap();
+    assert!(
+        timestamp.len() == 13 && timestamp.bytes().all(|b| b.is_ascii_digit()),
+        "{timestamp}"
+    );
+    body["nonce"].as_str().unwrap().parse::<u64>().unwrap();
+    assert_eq!(
+        body["sign"],
+        expected_sign(&body, APIKEY),
+        "sign must verify under the apikey"
+    );
+    body.get("payload").cloned().unwrap_or(Value::Null)
+}
+
+#[tokio::test]
+async fn signed_calls_send_the_spec_envelope_and_payloads() {
+    let (url, server) = fake_server(vec![
+        ok(json!({"ciphertext": STANDARD.encode(b"sealed")})),
+        ok(json!({"plaintext": STANDARD.encode([7u8; 16]), "ciphertext": STANDARD.encode(b"wrapped")})),
+        ok(json!({"newdatakey": STANDARD.encode(b"new")})),
+        ok(json!({"result": true})),
+        ok(json!({"result": true})),
+        ok(json!({})),
+    ])
+    .await;
+    let c = client(&url);
+    assert_eq!(
+        c.encrypt(KEYID, b"hello", Some(b"ctx")).await.unwrap(),
+        b"sealed"
+    );
+    let dk = c.generate_data_key(KEYID, 16, None).await.unwrap();
+    assert_eq!(
+        (dk.plaintext, dk.ciphertext),
+        (vec![7u8; 16], b"wrapped".to_vec())
+    );
+    assert_eq!(
+        c.export_data_key(KEYID, "u", b"old", Some(b""))
+            .await
+            .unwrap(),
+        b"new"
+    );
+    let verified = c
+        .verify(
+            KEYID,
+            DigestMode::Sha256,
+            PaddingMode::RsaPkcs1Pss,
+            MessageType::Raw,
+            b"m",
+            b"s",
+        )
+        .await
+        .unwrap();
+    assert!(verified);
+    c.import_key_material(KEYID, PaddingMode::RsaPkcs1Oaep, b"wrapped", "token")
+        .await
+        .unwrap();
+    c.list_keys().await.unwrap_err(); // `{}` has no `list`: checked in its own test below.
+
+    let seen = server.await.unwrap();
+    let payloads: Vec<Value> = seen
+        .iter()
+        .zip([
+            "Encrypt",
+            "GenerateDataKey",
+            "ExportDataKey",
+            "Verify",
+            "ImportKeyMaterial",
+            "ListKey",
+        ])
+        .map(|(s, action)| assert_signed_post(s, action))
+        .collect();
+    assert_eq!(
+        payloads[0],
+        json!({"keyid": KEYID, "plaintext": "aGVsbG8=", "aad": "Y3R4"})
+    );
+    // Vector 3's payload: keylen is an integer, and no aad is sent when none is given.
+    assert_eq!(payloads[1], json!({"keyid": KEYID, "keylen": 16}));
+    // An empty aad is left out too, and the old data key goes in `olddatakey_base`.
+    assert_eq!(
+        payloads[2],
+        json!({"keyid": KEYID, "ukeyid": "u", "olddatakey_base": "b2xk"})
+    );
+    assert_eq!(
+        payloads[3],
+        json!({"keyid": KEYID, "message": "bQ==", "signature": "cw==", "message_type": "EH_RAW",
+               "digest_mode": "EH_SHA_256", "padding_mode": "EH_RSA_PKCS1_PSS"})
+    );
+    assert_eq!(
+        payloads[4],
+        json!({"keyid": KEYID, "padding_mode": "EH_RSA_PKCS1_OAEP", "key_material": "d3JhcHBlZA==",
+               "importToken": "token"})
+    );
+    // ListKey has no parameters: the payload is left out, as upstream's Rust SDK does.
+    assert_eq!(payloads[5], Value::Null);
+    // Fresh nonces: two requests in the same millisecond must not look like replays.
+    let nonces: std::collections::HashSet<String> =
+        seen.iter().map(|s| s.json()["nonce"].to_string()).collect();
+    assert_eq!(nonces.len(), seen.len());
+}
+
+#[tokio::test]
+async fn results_decode_into_sdk_types() {
+    let key = |id: &str, spec: &str, state: i64| {
+        json!({"keyid": id, "creationDate": 1_700_000_000_000_i64, "expireTime": 1_731_536_000_000_i64,
+               "alias": "", "keyspec": spec, "keyState": state})
+    };
+    let (url, server) = fake_server(vec![
+        ok(json!({"list": [key(KEYID, "EH_RSA_3072", 1), key("k2", "EH_SM4_CBC", 0)]})),
+        ok(json!({"pubkey": "-----BEGIN RSA PUBLIC KEY-----\n", "importToken": "t"})),
+        ok(json!({"keyid": KEYID})),
+        ok(json!({"mac": STANDARD.encode([9u8; 32])})),
+        ok(json!({"result": false})),
+        (
+            "200 OK",
+            json!({"code": 200, "message": "successful", "result": {}}).to_string(),
+        ),
+        ok(json!({"list": [key("k3", "EH_NOT_A_SPEC", 1)]})),
+        ok(json!({"result": false})),
+    ])
+    .await;
+    let c = client(&url);
+    let keys = c.list_keys().await.unwrap();
+    assert_eq!(keys.len(), 2);
+    assert_eq!(
+        keys[0],
+        KeyInfo {
+            keyid: KEYID.into(),
+            creation_date: 1_700_000_000_000,
+            expire_time: 1_731_536_000_000,
+            alias: String::new(),
+            keyspec: KeySpec::Rsa3072,
+            key_state: 1,
+        }
+    );
+    assert!(keys[0].is_enabled() && !keys[1].is_enabled());
+    let params = c
+        .get_parameters_for_import(KEYID, KeySpec::Rsa2048)
+        .await
+        .unwrap();
+    assert_eq!(
+        (params.pubkey_pem.as_str(), params.import_token.as_str()),
+        ("-----BEGIN RSA PUBLIC KEY-----\n", "t")
+    );
+    let keyid = c
+        .create_key(KeySpec::Hmac, Origin::Internal, KeyUsage::SignVerify)
+        .await
+        .unwrap();
+    assert_eq!(keyid, KEYID);
+    assert_eq!(c.generate_mac(KEYID, b"m").await.unwrap(), [9u8; 32]);
+    assert!(!c.verify_mac(KEYID, b"m", &[9u8; 32]).await.unwrap());
+    c.delete_all_keys().await.unwrap();
+    assert!(matches!(c.list_keys().await, Err(Error::Decode(m)) if m.contains("EH_NOT_A_SPEC")));
+    let refused = c
+        .import_key_material(KEYID, PaddingMode::RsaPkcs1, b"w", "t")
+        .await;
+    assert!(matches!(refused, Err(Error::Decode(_))));
+
+    let seen = server.await.unwrap();
+    let payloads: Vec<Value> = seen
+        .iter()
+        .zip([
+            "ListKey",
+            "GetParametersForImport",
+            "CreateKey",
+            "GenerateMac",
+            "VerifyMac",
+            "DeleteAllKey",
+            "ListKey",
+            "ImportKeyMaterial",
+        ])
+        .map(|(s, action)| assert_signed_post(s, action))
+        .collect();
+    assert_eq!(
+        payloads[1],
+        json!({"keyid": KEYID, "keyspec": "EH_RSA_2048"})
+    );
+    assert_eq!(
+        payloads[2],
+        json!({"keyspec": "EH_HMAC", "origin": "EH_INTERNAL_KEY", "keyusage": "EH_KEYUSAGE_SIGN_VERIFY"})
+    );
+    assert_eq!(payloads[3], json!({"keyid": KEYID, "message": "bQ=="}));
+    assert_eq!(
+        payloads[4],
+        json!({"keyid": KEYID, "message": "bQ==", "mac": STANDARD.encode([9u8; 32])})
+    );
+    assert_eq!(payloads[5], Value::Null);
+}
+
+#[tokio::test]
+async fn enroll_and_get_version_are_unsigned_gets() {
+    let (url, server) = fake_server(vec![
+        ("200 OK", json!({"code": 200, "message": "successful", "result": {"appid": APPID, "apikey": APIKEY}}).to_string()),
+        ok(json!({"version": "0.3.2", "git_sha": "3454cac"})),
+    ])
+    .await;
+    // Trailing `/ehsm/` as in upstream's docs: not doubled.
+    let c = Client::builder(format!("{url}/ehsm/")).build().unwrap();
+    assert_eq!(c.enroll().await.unwrap(), creds());
+    assert_eq!(
+        c.get_version().await.unwrap(),
+        Version {
+            version: "0.3.2".into(),
+            git_sha: "3454cac".into()
+        }
+    );
+    let seen = server.await.unwrap();
+    for (s, action) in seen.iter().zip(["Enroll", "GetVersion"]) {
+        assert_eq!(
+            (s.method.as_str(), s.target.as_str()),
+            ("GET", format!("/ehsm?Action={action}").as_str())
+        );
+        assert!(s.body.is_empty());
+    }
+}
+
+#[tokio::test]
+async fn error_answers_become_typed_errors() {
+    let (url, server) = fake_server(vec![
+        (
+            "200 OK",
+            r#"{"code":400,"message":"keyid error","result":{}}"#.into(),
+        ),
+        ("200 OK", r#"{"code":400,"result":{}}"#.into()),
+        (
+            "200 OK",
+            r#"{"code":404,"message":"API Not Found","result":{}}"#.into(),
+        ),
+        ("200 OK", "this is not json".into()),
+        (
+            "500 Internal Server Error",
+            r#"{"code":500,"message":"x","result":{}}"#.into(),
+        ),
+        ("413 Payload Too Large", "<html>too large</html>".into()),
+    ])
+    .await;
+    // GET actions: the answer path is the same as for signed calls, and needs no signature.
+    let c = Client::builder(&url).build().unwrap();
+    let errors = [
+        c.get_version().await.unwrap_err(),
+        c.enroll().await.unwrap_err(),
+        c.get_version().await.unwrap_err(),
+        c.get_version().await.unwrap_err(),
+        c.get_version().await.unwrap_err(),
+        c.enroll().await.unwrap_err(),
+    ];
+    server.await.unwrap();
+    assert!(matches!(&errors[0], Error::Api { code: 400, message } if message == "keyid error"));
+    assert_eq!(errors[0].to_string(), "ehsm answered 400: keyid error");
+    assert!(matches!(&errors[1], Error::Api { code: 400, message } if message.is_empty()));
+    assert!(matches!(&errors[2], Error::Api { code: 404, message } if message == "API Not Found"));
+    assert!(
+        matches!(&errors[3], Error::Decode(m) if m.contains("not an ehsm") && m.contains("this is not json"))
+    );
+    assert!(
+        matches!(&errors[4], Error::Decode(m) if m.contains("500")),
+        "{}",
+        errors[4]
+    );
+    assert!(matches!(&errors[5], Error::Decode(m) if m.contains("413") && m.contains("Enroll")));
+}
+
+#[tokio::test]
+async fn unreachable_server_is_a_transport_error() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    drop(listener);
+    let err = Client::builder(url)
+        .build()
+        .unwrap()
+        .get_version()
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Transport(_)));
+    assert!(std::error::Error::source(&err).is_some());
+}

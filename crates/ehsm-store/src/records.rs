@@ -1,0 +1,200 @@
+//! The records the store keeps. Blobs are opaque ciphertext made by `ehsm-core`; the manual
+//! `Debug` impls print their lengths only, to keep logs terse and never dump them.
+
+use std::fmt;
+
+/// An enrolled application.
+#[derive(Clone, PartialEq, Eq)]
+pub struct AppRecord {
+    /// The application id (upstream `appid`, a UUID string).
+    pub appid: String,
+    /// The API key, wrapped by `ehsm-core` (opaque).
+    pub apikey_blob: Vec<u8>,
+    /// Enrollment time, milliseconds since the Unix epoch.
+    pub created_at: i64,
+}
+
+impl fmt::Debug for AppRecord {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AppRecord")
+            .field("appid", &self.appid)
+            .field("apikey_blob", &BlobLen(self.apikey_blob.len()))
+            .field("created_at", &self.created_at)
+            .finish()
+    }
+}
+
+/// Whether a key may be used (upstream `keyState`: 1 enabled, 0 disabled).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum KeyState {
+    /// Usable (stored as 1).
+    Enabled,
+    /// Refused for every cryptographic use (stored as 0).
+    Disabled,
+}
+
+impl KeyState {
+    pub(crate) const fn code(self) -> i64 {
+        match self {
+            Self::Enabled => 1,
+            Self::Disabled => 0,
+        }
+    }
+
+    pub(crate) const fn from_code(code: i64) -> Option<Self> {
+        match code {
+            1 => Some(Self::Enabled),
+            0 => Some(Self::Disabled),
+            _ => None,
+        }
+    }
+}
+
+/// A customer master key: public metadata plus the key material wrapped by `ehsm-core`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct CmkRecord {
+    /// The key id (upstream `keyid`, a UUID string). Unique across all apps.
+    pub keyid: String,
+    /// The owning application.
+    pub appid: String,
+    /// The keyspec name as given at creation, e.g. `EH_AES_GCM_256`.
+    pub keyspec: String,
+    /// The origin name, e.g. `EH_INTERNAL_KEY` or `EH_EXTERNAL_KEY`.
+    pub origin: String,
+    /// The key usage name, e.g. `EH_KEYUSAGE_ENCRYPT_DECRYPT`.
+    pub keyusage: String,
+    /// The key version (for future CMK rotation).
+    pub version: u32,
+    /// Enabled or disabled.
+    pub state: KeyState,
+    /// Creation time, ms since the Unix epoch.
+    pub creation_date: i64,
+    /// Expiry time, ms since the Unix epoch.
+    pub expire_time: i64,
+    /// The alias (always `""` upstream).
+    pub alias: String,
+    /// The wrapped key material (opaque; empty for an external key awaiting import, if the
+    /// caller chooses so).
+    pub blob: Vec<u8>,
+    /// Whether `ListKey`, `DeleteKey` and `DeleteAllKey` see this key. Internal keys made at
+    /// enrollment are not listed (upstream keeps them outside the `cmk` partition).
+    pub listed: bool,
+    /// Pending BYOK import parameters, if `GetParametersForImport` was called and the import
+    /// has not completed.
+    pub import: Option<ImportParams>,
+}
+
+impl fmt::Debug for CmkRecord {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CmkRecord")
+            .field("keyid", &self.keyid)
+            .field("appid", &self.appid)
+            .field("keyspec", &self.keyspec)
+            .field("origin", &self.origin)
+            .field("keyusage", &self.keyusage)
+            .field("version", &self.version)
+            .field("state", &self.state)
+            .field("creation_date", &self.creation_date)
+            .field("expire_time", &self.expire_time)
+            .field("alias", &self.alias)
+            .field("blob", &BlobLen(self.blob.len()))
+            .field("listed", &self.listed)
+            .field("import", &self.import)
+            .finish()
+    }
+}
+
+/// The parameters of a pending BYOK import (upstream `sessionkeyBlob` and
+/// `token_expired_time`).
+#[derive(Clone, PartialEq, Eq)]
+pub struct ImportParams {
+    /// The wrapping keyspec name, e.g. `EH_RSA_3072`.
+    pub wrapping_spec: String,
+    /// The wrapping key pair, wrapped by `ehsm-core` (opaque). Also the identity of this set of
+    /// parameters for [`Store::complete_import`](crate::Store::complete_import).
+    pub wrapping_blob: Vec<u8>,
+    /// When the import token expires, ms since the Unix epoch.
+    pub expires_at: i64,
+}
+
+impl fmt::Debug for ImportParams {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ImportParams")
+            .field("wrapping_spec", &self.wrapping_spec)
+            .field("wrapping_blob", &BlobLen(self.wrapping_blob.len()))
+            .field("expires_at", &self.expires_at)
+            .finish()
+    }
+}
+
+/// One request seen by the replay check (compatibility spec §3.3).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct ReplayEntry {
+    /// The calling application.
+    pub appid: String,
+    /// The request's `timestamp` string, exactly as sent.
+    pub timestamp: String,
+    /// The request's nonce, or `""` when the client sent none.
+    pub nonce: String,
+    /// Arrival time, ms since the Unix epoch.
+    pub seen_at: i64,
+}
+
+/// Prints `<N bytes>` in place of a blob.
+struct BlobLen(usize);
+
+impl fmt::Debug for BlobLen {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "<{} bytes>", self.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_prints_blob_lengths_not_bytes() {
+        let key = CmkRecord {
+            keyid: "k".into(),
+            appid: "a".into(),
+            keyspec: "EH_AES_GCM_256".into(),
+            origin: "EH_INTERNAL_KEY".into(),
+            keyusage: "EH_KEYUSAGE_ENCRYPT_DECRYPT".into(),
+            version: 0,
+            state: KeyState::Enabled,
+            creation_date: 1,
+            expire_time: 2,
+            alias: String::new(),
+            blob: vec![0xAB; 48],
+            listed: true,
+            import: Some(ImportParams {
+                wrapping_spec: "EH_RSA_3072".into(),
+                wrapping_blob: vec![0xCD; 7],
+                expires_at: 3,
+            }),
+        };
+        let text = format!("{key:?}");
+        assert!(text.contains("blob: <48 bytes>"), "{text}");
+        assert!(text.contains("wrapping_blob: <7 bytes>"), "{text}");
+        assert!(!text.contains("171") && !text.contains("205"), "{text}");
+
+        let app = AppRecord {
+            appid: "a".into(),
+            apikey_blob: vec![0xEF; 60],
+            created_at: 1,
+        };
+        let text = format!("{app:?}");
+        assert!(text.contains("apikey_blob: <60 bytes>"), "{text}");
+        assert!(!text.contains("239"), "{text}");
+    }
+
+    #[test]
+    fn key_state_codes_match_upstream() {
+        assert_eq!(KeyState::Enabled.code(), 1);
+        assert_eq!(KeyState::Disabled.code(), 0);
+        assert_eq!(KeyState::from_code(1), Some(KeyState::Enabled));
+        assert_eq!(KeyState::from_code(0), Some(KeyState::Disabled));
+        assert_eq!(KeyState::from_code(2), None);
+    }
+}

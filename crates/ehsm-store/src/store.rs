@@ -1,0 +1,635 @@
+//! [`Store`]: every operation, written once over `sqlx::AnyPool`.
+
+use sqlx::AnyConnection;
+use sqlx::any::{AnyPoolOptions, AnyRow};
+use sqlx::migrate::Migrator;
+use sqlx::{AnyPool, Row};
+
+use crate::error::{Error, Result};
+use crate::records::{AppRecord, CmkRecord, ImportParams, KeyState, ReplayEntry};
+
+static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/sqlite");
+static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/postgres");
+
+/// The two SQL engines. Queries do not depend on it: it picks the migrations and the
+/// per-connection set-up, and nothing else.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Dialect {
+    Sqlite,
+    Postgres,
+}
+
+impl Dialect {
+    fn migrator(self) -> &'static Migrator {
+        match self {
+            Self::Sqlite => &SQLITE_MIGRATIONS,
+            Self::Postgres => &POSTGRES_MIGRATIONS,
+        }
+    }
+
+    fn max_connections(self) -> u32 {
+        match self {
+            // SQLite has one writer at a time anyway; a few connections serve concurrent readers.
+            Self::Sqlite => 8,
+            Self::Postgres => 10,
+        }
+    }
+
+    /// Per-connection settings. SQLite pragmas other than `journal_mode` belong to the
+    /// connection, not the file, so every pooled connection sets them.
+    async fn prepare(self, conn: &mut AnyConnection) -> sqlx::Result<()> {
+        if self == Self::Sqlite {
+            // FULL (not NORMAL) in WAL mode: fsync the WAL at every commit, so an acknowledged
+            // write survives power loss, not only a process crash.
+            sqlx::query("PRAGMA synchronous = FULL")
+                .execute(&mut *conn)
+                .await?;
+            sqlx::query("PRAGMA foreign_keys = ON")
+                .execute(&mut *conn)
+                .await?;
+            sqlx::query("PRAGMA busy_timeout = 5000")
+                .execute(&mut *conn)
+                .await?;
+        }
+        Ok(())
+    }
+}
+
+/// A checked database URL.
+#[derive(Debug)]
+struct Target {
+    dialect: Dialect,
+    /// What sqlx connects to (for SQLite, with `mode=rwc` added unless a mode was given).
+    connect_url: String,
+    /// For messages: never includes credentials.
+    description: String,
+}
+
+impl Target {
+    fn parse(url: &str) -> Result<Self> {
+        if let Some(rest) = url.strip_prefix("sqlite:") {
+            let rest = rest.strip_prefix("//").unwrap_or(rest);
+            let (path, params) = match rest.split_once('?') {
+                Some((path, params)) => (path, Some(params)),
+                None => (rest, None),
+            };
+            if path.is_empty() {
+                return Err(Error::InvalidUrl(
+                    "a SQLite URL needs a file path, e.g. sqlite://data/ehsm.db",
+                ));
+            }
+            let has_mode = params.is_some_and(|p| p.split('&').any(|kv| kv.starts_with("mode=")));
+            let connect_url = match (params, has_mode) {
+                (_, true) => url.to_owned(),
+                (Some(_), false) => format!("{url}&mode=rwc"),
+                (None, false) => format!("{url}?mode=rwc"),
+            };
+            Ok(Self {
+                dialect: Dialect::Sqlite,
+                connect_url,
+                description: format!("SQLite database {path:?}"),
+            })
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Ok(Self {
+                dialect: Dialect::Postgres,
+                connect_url: url.to_owned(),
+                description: "PostgreSQL database".to_owned(),
+            })
+        } else {
+            Err(Error::InvalidUrl(
+                "expected sqlite://PATH or postgres://USER@HOST/DATABASE",
+            ))
+        }
+    }
+}
+
+/// The store: a cheap-to-clone handle on a connection pool.
+#[derive(Clone, Debug)]
+pub struct Store {
+    pool: AnyPool,
+}
+
+/// The columns of a [`CmkRecord`], in the order `cmk_from_row` reads them by name.
+macro_rules! select_cmk {
+    ($($tail:literal)?) => {
+        concat!(
+            "SELECT keyid, appid, keyspec, origin, keyusage, version, state, creation_date, ",
+            "expire_time, alias, key_blob, listed, import_wrapping_spec, import_wrapping_blob, ",
+            "import_expires_at FROM cmks ",
+            $($tail)?
+        )
+    };
+}
+
+const INSERT_CMK: &str = "INSERT INTO cmks (keyid, appid, keyspec, origin, keyusage, version, \
+     state, creation_date, expire_time, alias, key_blob, listed, import_wrapping_spec, \
+     import_wrapping_blob, import_expires_at) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) \
+     ON CONFLICT DO NOTHING";
+
+impl Store {
+    /// Opens (and migrates) the database at `url`: `sqlite://path/to/file.db` (created if
+    /// missing; the directory must exist) or `postgres://…`.
+    ///
+    /// SQLite runs in WAL mode with `synchronous=FULL` (an acknowledged write survives a crash
+    /// or power loss), a 5 s busy timeout and foreign keys on.
+    pub async fn open(url: &str) -> Result<Store> {
+        let target = Target::parse(url)?;
+        sqlx::any::install_default_drivers();
+        let dialect = target.dialect;
+        let open_error = |cause| Error::Open {
+            target: target.description.clone(),
+            cause,
+        };
+        let pool = AnyPoolOptions::new()
+            .max_connections(dialect.max_connections())
+            .after_connect(move |conn, _meta| Box::pin(dialect.prepare(conn)))
+            .connect(&target.connect_url)
+            .await
+            .map_err(open_error)?;
+        if let Err(e) = Self::initialize(&pool, dialect).await {
+            pool.close().await;
+            return Err(match e {
+                Error::Database(cause) => open_error(cause),
+                other => other,
+            });
+        }
+        Ok(Store { pool })
+    }
+
+    async fn initialize(pool: &AnyPool, dialect: Dialect) -> Result<()> {
+        if dialect == Dialect::Sqlite {
+            // journal_mode is a property of the file: set it once (it persists).
+            let mode: String = sqlx::query_scalar("PRAGMA journal_mode = WAL")
+                .fetch_one(pool)
+                .await?;
+            if !mode.eq_ignore_ascii_case("wal") && !mode.eq_ignore_ascii_case("memory") {
+                return Err(Error::Database(sqlx::Error::Configuration(
+                    "SQLite refused to switch to WAL journal mode".into(),
+                )));
+            }
+        }
+        dialect.migrator().run(pool).await.map_err(Error::Migration)
+    }
+
+    /// Closes the pool, waiting for connections in use to be returned (graceful shutdown).
+    /// Every later call fails with [`Error::Database`].
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    // ---------------------------------------------------------------------------------------
+    // Apps
+
+    /// Inserts an app and its internal keys in one transaction (enrollment). Fails with
+    /// [`Error::Conflict`], writing nothing, if the appid or any keyid exists.
+    pub async fn insert_app(&self, app: &AppRecord, keys: &[CmkRecord]) -> Result<()> {
+        no_nul(&app.appid, "appid contains a NUL character")?;
+        for key in keys {
+            if key.appid != app.appid {
+                return Err(Error::InvalidInput(
+                    "a key given to insert_app belongs to another app",
+                ));
+            }
+            check_cmk(key)?;
+        }
+        let mut tx = self.pool.begin().await?;
+        let inserted = sqlx::query(
+            "INSERT INTO apps (appid, apikey_blob, created_at) VALUES ($1, $2, $3) \
+             ON CONFLICT DO NOTHING",
+        )
+        .bind(&app.appid)
+        .bind(&app.apikey_blob)
+        .bind(app.created_at)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if inserted == 0 {
+            tx.rollback().await?;
+            return Err(Error::Conflict);
+        }
+        for key in keys {
+            if bind_cmk(key)
+                .execute(&mut *tx)
+                .await
+                .map_err(key_error)?
+                .rows_affected()
+                == 0
+            {
+                tx.rollback().await?;
+                return Err(Error::Conflict);
+            }
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// The app with this id, if any.
+    pub async fn get_app(&self, appid: &str) -> Result<Option<AppRecord>> {
+        no_nul(appid, "appid contains a NUL character")?;
+        let row = sqlx::query("SELECT appid, apikey_blob, created_at FROM apps WHERE appid = $1")
+            .bind(appid)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|row| {
+            Ok(AppRecord {
+                appid: row.try_get("appid")?,
+                apikey_blob: row.try_get("apikey_blob")?,
+                created_at: row.try_get("created_at")?,
+            })
+        })
+        .transpose()
+    }
+
+    // ---------------------------------------------------------------------------------------
+    // CMKs
+
+    /// Inserts a key. [`Error::Conflict`] if the keyid exists (in any app),
+    /// [`Error::UnknownApp`] if its app does not.
+    pub async fn insert_cmk(&self, key: &CmkRecord) -> Result<()> {
+        check_cmk(key)?;
+        let inserted = bind_cmk(key).execute(&self.pool).await.map_err(key_error)?;
+        if inserted.rows_affected() == 0 {
+            return Err(Error::Conflict);
+        }
+        Ok(())
+    }
+
+    /// The key with this id, listed or not, whatever its app (callers check ownership).
+    pub async fn get_cmk(&self, keyid: &str) -> Result<Option<CmkRecord>> {
+        no_nul(keyid, "keyid contains a NUL character")?;
+        let row = sqlx::query(select_cmk!("WHERE keyid = $1"))
+            .bind(keyid)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(cmk_from_row).transpose()
+    }
+
+    /// The app's listed keys, ordered by keyid (byte order on both backends), at most `limit`.
+    pub async fn list_cmks(&self, appid: &str, limit: u32) -> Result<Vec<CmkRecord>> {
+        no_nul(appid, "appid contains a NUL character")?;
+        let rows = sqlx::query(select_cmk!(
+            "WHERE appid = $1 AND listed = 1 ORDER BY keyid LIMIT $2"
+        ))
+        .bind(appid)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(cmk_from_row).collect()
+    }
+
+    /// Deletes a listed key of this app; `true` if one was deleted. Never touches another app's
+    /// keys or internal (unlisted) keys.
+    pub async fn delete_cmk(&self, appid: &str, keyid: &str) -> Result<bool> {
+        no_nul(appid, "appid contains a NUL character")?;
+        no_nul(keyid, "keyid contains a NUL character")?;
+        let done = sqlx::query("DELETE FROM cmks WHERE appid = $1 AND keyid = $2 AND listed = 1")
+            .bind(appid)
+            .bind(keyid)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    /// Deletes every listed key of this app (one statement, so all or none); returns how many.
+    pub async fn delete_all_cmks(&self, appid: &str) -> Result<u64> {
+        no_nul(appid, "appid contains a NUL character")?;
+        let done = sqlx::query("DELETE FROM cmks WHERE appid = $1 AND listed = 1")
+            .bind(appid)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected())
+    }
+
+    /// Enables or disables a key of this app (idempotent); `false` if the app has no such key.
+    pub async fn set_key_state(&self, appid: &str, keyid: &str, state: KeyState) -> Result<bool> {
+        no_nul(appid, "appid contains a NUL character")?;
+        no_nul(keyid, "keyid contains a NUL character")?;
+        let done = sqlx::query("UPDATE cmks SET state = $1 WHERE appid = $2 AND keyid = $3")
+            .bind(state.code())
+            .bind(appid)
+            .bind(keyid)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    /// Stores BYOK import parameters on a key of this app, replacing any previous ones; `false`
+    /// if the app has no such key.
+    pub async fn set_import_params(
+        &self,
+        appid: &str,
+        keyid: &str,
+        params: &ImportParams,
+    ) -> Result<bool> {
+        no_nul(appid, "appid contains a NUL character")?;
+        no_nul(keyid, "keyid contains a NUL character")?;
+        no_nul(
+            &params.wrapping_spec,
+            "wrapping_spec contains a NUL character",
+        )?;
+        let done = sqlx::query(
+            "UPDATE cmks SET import_wrapping_spec = $1, import_wrapping_blob = $2, \
+             import_expires_at = $3 WHERE appid = $4 AND keyid = $5",
+        )
+        .bind(&params.wrapping_spec)
+        .bind(&params.wrapping_blob)
+        .bind(params.expires_at)
+        .bind(appid)
+        .bind(keyid)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    /// Stores imported key material and clears the import parameters, atomically, only if the
+    /// key's import parameters are still exactly `expected`; `false` otherwise (no such key,
+    /// no pending import, or parameters replaced or already used). One conditional `UPDATE`,
+    /// so of two concurrent imports exactly one wins, on either backend and across nodes.
+    pub async fn complete_import(
+        &self,
+        appid: &str,
+        keyid: &str,
+        expected: &ImportParams,
+        new_blob: &[u8],
+    ) -> Result<bool> {
+        no_nul(appid, "appid contains a NUL character")?;
+        no_nul(keyid, "keyid contains a NUL character")?;
+        no_nul(
+            &expected.wrapping_spec,
+            "wrapping_spec contains a NUL character",
+        )?;
+        let done = sqlx::query(
+            "UPDATE cmks SET key_blob = $1, import_wrapping_spec = NULL, \
+             import_wrapping_blob = NULL, import_expires_at = NULL \
+             WHERE appid = $2 AND keyid = $3 AND import_wrapping_spec = $4 \
+             AND import_wrapping_blob = $5 AND import_expires_at = $6",
+        )
+        .bind(new_blob)
+        .bind(appid)
+        .bind(keyid)
+        .bind(&expected.wrapping_spec)
+        .bind(&expected.wrapping_blob)
+        .bind(expected.expires_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    // ---------------------------------------------------------------------------------------
+    // Replay cache
+
+    /// Records requests seen, in one transaction. An entry whose (appid, timestamp, nonce) is
+    /// already stored is ignored (its first arrival time is kept).
+    pub async fn insert_replay_entries(&self, entries: &[ReplayEntry]) -> Result<()> {
+        for e in entries {
+            no_nul(&e.appid, "appid contains a NUL character")?;
+            no_nul(&e.timestamp, "timestamp contains a NUL character")?;
+            no_nul(&e.nonce, "nonce contains a NUL character")?;
+        }
+        // Insert in key order: two nodes writing overlapping batches then take row locks in the
+        // same order and cannot deadlock each other on PostgreSQL.
+        let mut sorted: Vec<&ReplayEntry> = entries.iter().collect();
+        sorted.sort_by(|a, b| replay_key(a).cmp(&replay_key(b)));
+        sorted.dedup_by(|a, b| replay_key(a) == replay_key(b));
+        if sorted.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.pool.begin().await?;
+        for e in sorted {
+            sqlx::query(
+                "INSERT INTO replay_cache (appid, req_timestamp, nonce, seen_at) \
+                 VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+            )
+            .bind(&e.appid)
+            .bind(&e.timestamp)
+            .bind(&e.nonce)
+            .bind(e.seen_at)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Entries that arrived at or after `seen_at_min` (ms), oldest first.
+    pub async fn replay_entries_since(&self, seen_at_min: i64) -> Result<Vec<ReplayEntry>> {
+        let rows = sqlx::query(
+            "SELECT appid, req_timestamp, nonce, seen_at FROM replay_cache WHERE seen_at >= $1 \
+             ORDER BY seen_at, appid, req_timestamp, nonce",
+        )
+        .bind(seen_at_min)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(ReplayEntry {
+                    appid: row.try_get("appid")?,
+                    timestamp: row.try_get("req_timestamp")?,
+                    nonce: row.try_get("nonce")?,
+                    seen_at: row.try_get("seen_at")?,
+                })
+            })
+            .collect()
+    }
+
+    /// Deletes entries that arrived before `seen_before` (ms); returns how many.
+    pub async fn prune_replay_entries(&self, seen_before: i64) -> Result<u64> {
+        let done = sqlx::query("DELETE FROM replay_cache WHERE seen_at < $1")
+            .bind(seen_before)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected())
+    }
+
+    // ---------------------------------------------------------------------------------------
+    // Settings
+
+    /// The setting with this name, if any.
+    pub async fn get_setting(&self, name: &str) -> Result<Option<Vec<u8>>> {
+        no_nul(name, "setting name contains a NUL character")?;
+        let value = sqlx::query_scalar("SELECT value FROM settings WHERE name = $1")
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(value)
+    }
+
+    /// Stores a setting unless one with this name exists; `true` if stored. Never overwrites,
+    /// so of concurrent first starts exactly one value wins.
+    pub async fn put_setting_if_absent(&self, name: &str, value: &[u8]) -> Result<bool> {
+        no_nul(name, "setting name contains a NUL character")?;
+        let done = sqlx::query(
+            "INSERT INTO settings (name, value) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+        )
+        .bind(name)
+        .bind(value)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() > 0)
+    }
+}
+
+/// PostgreSQL `TEXT` cannot hold NUL while SQLite can; refusing it on both keeps the backends
+/// equal (and no legitimate ehsm value contains one).
+fn no_nul(value: &str, message: &'static str) -> Result<()> {
+    if value.contains('\0') {
+        Err(Error::InvalidInput(message))
+    } else {
+        Ok(())
+    }
+}
+
+fn check_cmk(key: &CmkRecord) -> Result<()> {
+    no_nul(&key.keyid, "keyid contains a NUL character")?;
+    no_nul(&key.appid, "appid contains a NUL character")?;
+    no_nul(&key.keyspec, "keyspec contains a NUL character")?;
+    no_nul(&key.origin, "origin contains a NUL character")?;
+    no_nul(&key.keyusage, "keyusage contains a NUL character")?;
+    no_nul(&key.alias, "alias contains a NUL character")?;
+    if let Some(import) = &key.import {
+        no_nul(
+            &import.wrapping_spec,
+            "wrapping_spec contains a NUL character",
+        )?;
+    }
+    Ok(())
+}
+
+fn bind_cmk(key: &CmkRecord) -> sqlx::query::Query<'_, sqlx::Any, sqlx::any::AnyArguments> {
+    let import = key.import.as_ref();
+    sqlx::query(INSERT_CMK)
+        .bind(&key.keyid)
+        .bind(&key.appid)
+        .bind(&key.keyspec)
+        .bind(&key.origin)
+        .bind(&key.keyusage)
+        .bind(i64::from(key.version))
+        .bind(key.state.code())
+        .bind(key.creation_date)
+        .bind(key.expire_time)
+        .bind(&key.alias)
+        .bind(&key.blob)
+        .bind(i64::from(key.listed))
+        .bind(import.map(|i| i.wrapping_spec.as_str()))
+        .bind(import.map(|i| i.wrapping_blob.as_slice()))
+        .bind(import.map(|i| i.expires_at))
+}
+
+/// A key insert fails on a foreign-key violation when its app does not exist.
+fn key_error(e: sqlx::Error) -> Error {
+    if let sqlx::Error::Database(db) = &e
+        && db.is_foreign_key_violation()
+    {
+        return Error::UnknownApp;
+    }
+    Error::Database(e)
+}
+
+fn replay_key(e: &ReplayEntry) -> (&str, &str, &str) {
+    (&e.appid, &e.timestamp, &e.nonce)
+}
+
+fn cmk_from_row(row: &AnyRow) -> Result<CmkRecord> {
+    let version: i64 = row.try_get("version")?;
+    let state: i64 = row.try_get("state")?;
+    let listed: i64 = row.try_get("listed")?;
+    let import = match (
+        row.try_get::<Option<String>, _>("import_wrapping_spec")?,
+        row.try_get::<Option<Vec<u8>>, _>("import_wrapping_blob")?,
+        row.try_get::<Option<i64>, _>("import_expires_at")?,
+    ) {
+        (Some(wrapping_spec), Some(wrapping_blob), Some(expires_at)) => Some(ImportParams {
+            wrapping_spec,
+            wrapping_blob,
+            expires_at,
+        }),
+        (None, None, None) => None,
+        _ => return Err(Error::Corrupt("cmks import columns are partly NULL")),
+    };
+    Ok(CmkRecord {
+        keyid: row.try_get("keyid")?,
+        appid: row.try_get("appid")?,
+        keyspec: row.try_get("keyspec")?,
+        origin: row.try_get("origin")?,
+        keyusage: row.try_get("keyusage")?,
+        version: u32::try_from(version).map_err(|_| Error::Corrupt("cmks.version out of range"))?,
+        state: KeyState::from_code(state).ok_or(Error::Corrupt("cmks.state is not 0 or 1"))?,
+        creation_date: row.try_get("creation_date")?,
+        expire_time: row.try_get("expire_time")?,
+        alias: row.try_get("alias")?,
+        blob: row.try_get("key_blob")?,
+        listed: match listed {
+            1 => true,
+            0 => false,
+            _ => return Err(Error::Corrupt("cmks.listed is not 0 or 1")),
+        },
+        import,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_are_checked_before_connecting() {
+        let t = Target::parse("sqlite://data/ehsm.db").unwrap();
+        assert_eq!(t.dialect, Dialect::Sqlite);
+        assert_eq!(t.connect_url, "sqlite://data/ehsm.db?mode=rwc");
+        assert_eq!(t.description, "SQLite database \"data/ehsm.db\"");
+        let t = Target::parse("sqlite:x.db?cache=private").unwrap();
+        assert_eq!(t.connect_url, "sqlite:x.db?cache=private&mode=rwc");
+        let t = Target::parse("sqlite://x.db?mode=ro").unwrap();
+        assert_eq!(t.connect_url, "sqlite://x.db?mode=ro");
+        let t = Target::parse("postgresql://u:secret@h/db").unwrap();
+        assert_eq!(t.dialect, Dialect::Postgres);
+        assert!(!t.description.contains("secret"));
+        for bad in [
+            "sqlite://",
+            "sqlite:?mode=rwc",
+            "mysql://h/db",
+            "",
+            "ehsm.db",
+        ] {
+            let e = Target::parse(bad).unwrap_err();
+            assert!(matches!(e, Error::InvalidUrl(_)), "{bad}: {e}");
+        }
+    }
+
+    #[tokio::test]
+    async fn sqlite_connections_are_durable() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("p.db").display());
+        let store = Store::open(&url).await.unwrap();
+        // Check several pooled connections, not only the first.
+        let mut conns = Vec::new();
+        for _ in 0..3 {
+            conns.push(store.pool.acquire().await.unwrap());
+        }
+        for conn in &mut conns {
+            let mode: String = sqlx::query_scalar("PRAGMA journal_mode")
+                .fetch_one(&mut **conn)
+                .await
+                .unwrap();
+            assert_eq!(mode, "wal");
+            let sync: i64 = sqlx::query_scalar("PRAGMA synchronous")
+                .fetch_one(&mut **conn)
+                .await
+                .unwrap();
+            assert_eq!(sync, 2, "synchronous must be FULL");
+            let fk: i64 = sqlx::query_scalar("PRAGMA foreign_keys")
+                .fetch_one(&mut **conn)
+                .await
+                .unwrap();
+            assert_eq!(fk, 1);
+            let busy: i64 = sqlx::query_scalar("PRAGMA busy_timeout")
+                .fetch_one(&mut **conn)
+                .await
+                .unwrap();
+            assert_eq!(busy, 5000);
+        }
+        drop(conns);
+        store.close().await;
+    }
+}

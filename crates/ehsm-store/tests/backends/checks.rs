@@ -1,0 +1,769 @@
+//! The checks: each takes a fresh database and must pass on every backend.
+
+use std::collections::BTreeSet;
+
+use ehsm_store::{AppRecord, CmkRecord, Error, ImportParams, KeyState, ReplayEntry};
+
+use crate::harness::TestDb;
+
+fn app(appid: &str) -> AppRecord {
+    AppRecord {
+        appid: appid.into(),
+        apikey_blob: format!("apikey of {appid}").into(),
+        created_at: 1_700_000_000_000,
+    }
+}
+
+fn key(appid: &str, keyid: &str) -> CmkRecord {
+    CmkRecord {
+        keyid: keyid.into(),
+        appid: appid.into(),
+        keyspec: "EH_AES_GCM_256".into(),
+        origin: "EH_INTERNAL_KEY".into(),
+        keyusage: "EH_KEYUSAGE_ENCRYPT_DECRYPT".into(),
+        version: 0,
+        state: KeyState::Enabled,
+        creation_date: 1_700_000_000_000,
+        expire_time: 1_700_000_000_000 + 365 * 86_400_000,
+        alias: String::new(),
+        blob: format!("blob of {keyid}").into(),
+        listed: true,
+        import: None,
+    }
+}
+
+fn hidden(appid: &str, keyid: &str) -> CmkRecord {
+    CmkRecord {
+        listed: false,
+        keyspec: "EH_SM4_CBC".into(),
+        ..key(appid, keyid)
+    }
+}
+
+fn params(tag: &str) -> ImportParams {
+    ImportParams {
+        wrapping_spec: "EH_RSA_3072".into(),
+        wrapping_blob: format!("wrapping key pair {tag}").into(),
+        expires_at: 1_700_000_086_400,
+    }
+}
+
+fn keyids(keys: &[CmkRecord]) -> Vec<&str> {
+    keys.iter().map(|k| k.keyid.as_str()).collect()
+}
+
+pub(crate) async fn app_crud(db: TestDb) {
+    let s = &db.store;
+    assert_eq!(s.get_app("a1").await.unwrap(), None);
+    let internal = [hidden("a1", "a1-cmk"), hidden("a1", "a1-sm-default")];
+    s.insert_app(&app("a1"), &internal).await.unwrap();
+    assert_eq!(s.get_app("a1").await.unwrap(), Some(app("a1")));
+    assert_eq!(
+        s.get_app("A1").await.unwrap(),
+        None,
+        "appids are case-sensitive"
+    );
+    // Internal keys are readable by id but never listed.
+    for k in &internal {
+        assert_eq!(s.get_cmk(&k.keyid).await.unwrap().as_ref(), Some(k));
+    }
+    assert_eq!(s.list_cmks("a1", 100).await.unwrap(), []);
+    // An app without internal keys is fine too.
+    s.insert_app(&app("a2"), &[]).await.unwrap();
+    assert_eq!(s.get_app("a2").await.unwrap(), Some(app("a2")));
+}
+
+pub(crate) async fn duplicate_appid_is_conflict(db: TestDb) {
+    let s = &db.store;
+    s.insert_app(&app("a1"), &[]).await.unwrap();
+    let other = AppRecord {
+        apikey_blob: b"another".to_vec(),
+        ..app("a1")
+    };
+    let err = s
+        .insert_app(&other, &[hidden("a1", "k-new")])
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Conflict), "{err:?}");
+    assert_eq!(
+        s.get_app("a1").await.unwrap(),
+        Some(app("a1")),
+        "first app unchanged"
+    );
+    assert_eq!(
+        s.get_cmk("k-new").await.unwrap(),
+        None,
+        "its keys were not inserted"
+    );
+}
+
+pub(crate) async fn insert_app_rolls_back_on_duplicate_keyid(db: TestDb) {
+    let s = &db.store;
+    s.insert_app(&app("a1"), &[hidden("a1", "taken")])
+        .await
+        .unwrap();
+    // The second key collides with another app's key: nothing of app b may remain.
+    let err = s
+        .insert_app(&app("b"), &[hidden("b", "b-1"), hidden("b", "taken")])
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Conflict), "{err:?}");
+    assert_eq!(s.get_app("b").await.unwrap(), None);
+    assert_eq!(s.get_cmk("b-1").await.unwrap(), None);
+    assert_eq!(s.get_cmk("taken").await.unwrap().unwrap().appid, "a1");
+    // The same keyid twice in one enrollment: also nothing.
+    let err = s
+        .insert_app(&app("c"), &[hidden("c", "c-1"), hidden("c", "c-1")])
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Conflict), "{err:?}");
+    assert_eq!(s.get_app("c").await.unwrap(), None);
+    assert_eq!(s.get_cmk("c-1").await.unwrap(), None);
+    // And the store still works after the rollbacks.
+    s.insert_app(&app("b"), &[hidden("b", "b-1")])
+        .await
+        .unwrap();
+    assert!(s.get_cmk("b-1").await.unwrap().is_some());
+}
+
+pub(crate) async fn insert_app_rejects_keys_of_another_app(db: TestDb) {
+    let s = &db.store;
+    let err = s
+        .insert_app(&app("a1"), &[hidden("zz", "k")])
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::InvalidInput(_)), "{err:?}");
+    assert_eq!(s.get_app("a1").await.unwrap(), None);
+    assert_eq!(s.get_cmk("k").await.unwrap(), None);
+}
+
+pub(crate) async fn cmk_crud(db: TestDb) {
+    let s = &db.store;
+    s.insert_app(&app("a1"), &[]).await.unwrap();
+    assert_eq!(s.get_cmk("k1").await.unwrap(), None);
+    let k = CmkRecord {
+        version: u32::MAX,
+        state: KeyState::Disabled,
+        creation_date: i64::MIN,
+        expire_time: i64::MAX,
+        alias: "alias".into(),
+        origin: "EH_EXTERNAL_KEY".into(),
+        import: Some(params("p")),
+        ..key("a1", "k1")
+    };
+    s.insert_cmk(&k).await.unwrap();
+    assert_eq!(s.get_cmk("k1").await.unwrap(), Some(k.clone()));
+    let plain = key("a1", "k2");
+    s.insert_cmk(&plain).await.unwrap();
+    assert_eq!(s.get_cmk("k2").await.unwrap(), Some(plain.clone()));
+    assert_eq!(s.list_cmks("a1", 10).await.unwrap(), [k, plain]);
+    let empty_blob = CmkRecord {
+        blob: Vec::new(),
+        ..key("a1", "k3")
+    };
+    s.insert_cmk(&empty_blob).await.unwrap();
+    assert_eq!(s.get_cmk("k3").await.unwrap(), Some(empty_blob));
+}
+
+pub(crate) async fn duplicate_keyid_is_conflict(db: TestDb) {
+    let s = &db.store;
+    s.insert_app(&app("a1"), &[]).await.unwrap();
+    s.insert_app(&app("a2"), &[]).await.unwrap();
+    s.insert_cmk(&key("a1", "k1")).await.unwrap();
+    let again = CmkRecord {
+        blob: b"other".to_vec(),
+        ..key("a1", "k1")
+    };
+    assert!(matches!(
+        s.insert_cmk(&again).await.unwrap_err(),
+        Error::Conflict
+    ));
+    // Key ids are unique across apps.
+    assert!(matches!(
+        s.insert_cmk(&key("a2", "k1")).await.unwrap_err(),
+        Error::Conflict
+    ));
+    assert_eq!(s.get_cmk("k1").await.unwrap(), Some(key("a1", "k1")));
+}
+
+pub(crate) async fn cmk_of_unknown_app_is_refused(db: TestDb) {
+    let s = &db.store;
+    let err = s.insert_cmk(&key("ghost", "k1")).await.unwrap_err();
+    assert!(matches!(err, Error::UnknownApp), "{err:?}");
+    assert_eq!(s.get_cmk("k1").await.unwrap(), None);
+}
+
+pub(crate) async fn list_only_listed_keys_of_app_in_keyid_order(db: TestDb) {
+    let s = &db.store;
+    s.insert_app(
+        &app("a1"),
+        &[hidden("a1", "a-hidden"), hidden("a1", "z-hidden")],
+    )
+    .await
+    .unwrap();
+    s.insert_app(&app("a2"), &[]).await.unwrap();
+    // Byte order, on both backends: uppercase < lowercase < non-ASCII.
+    for id in ["k-b", "é-1", "K-A", "k-a", "Z", "k-10", "k-9"] {
+        s.insert_cmk(&key("a1", id)).await.unwrap();
+    }
+    s.insert_cmk(&key("a2", "a2-key")).await.unwrap();
+    s.insert_cmk(&key("a2", "0-first")).await.unwrap();
+    let all = s.list_cmks("a1", 1000).await.unwrap();
+    assert_eq!(
+        keyids(&all),
+        ["K-A", "Z", "k-10", "k-9", "k-a", "k-b", "é-1"]
+    );
+    assert!(all.iter().all(|k| k.appid == "a1" && k.listed));
+    assert_eq!(keyids(&s.list_cmks("a1", 2).await.unwrap()), ["K-A", "Z"]);
+    assert_eq!(s.list_cmks("a1", 0).await.unwrap(), []);
+    assert_eq!(
+        keyids(&s.list_cmks("a2", u32::MAX).await.unwrap()),
+        ["0-first", "a2-key"]
+    );
+    assert_eq!(s.list_cmks("nobody", 10).await.unwrap(), []);
+}
+
+pub(crate) async fn delete_touches_only_own_listed_key(db: TestDb) {
+    let s = &db.store;
+    s.insert_app(&app("a1"), &[hidden("a1", "a1-hidden")])
+        .await
+        .unwrap();
+    s.insert_app(&app("a2"), &[]).await.unwrap();
+    s.insert_cmk(&key("a1", "a1-k")).await.unwrap();
+    s.insert_cmk(&key("a2", "a2-k")).await.unwrap();
+    assert!(
+        !s.delete_cmk("a1", "a2-k").await.unwrap(),
+        "another app's key"
+    );
+    assert!(s.get_cmk("a2-k").await.unwrap().is_some());
+    assert!(
+        !s.delete_cmk("a1", "a1-hidden").await.unwrap(),
+        "an internal key"
+    );
+    assert!(s.get_cmk("a1-hidden").await.unwrap().is_some());
+    assert!(!s.delete_cmk("a1", "missing").await.unwrap());
+    assert!(s.delete_cmk("a1", "a1-k").await.unwrap());
+    assert_eq!(s.get_cmk("a1-k").await.unwrap(), None);
+    assert!(!s.delete_cmk("a1", "a1-k").await.unwrap(), "already gone");
+}
+
+pub(crate) async fn delete_all_touches_only_own_listed_keys(db: TestDb) {
+    let s = &db.store;
+    s.insert_app(&app("a1"), &[hidden("a1", "a1-hidden")])
+        .await
+        .unwrap();
+    s.insert_app(&app("a2"), &[hidden("a2", "a2-hidden")])
+        .await
+        .unwrap();
+    for i in 0..5 {
+        s.insert_cmk(&key("a1", &format!("a1-{i}"))).await.unwrap();
+        s.insert_cmk(&key("a2", &format!("a2-{i}"))).await.unwrap();
+    }
+    assert_eq!(s.delete_all_cmks("a1").await.unwrap(), 5);
+    assert_eq!(s.list_cmks("a1", 100).await.unwrap(), []);
+    assert!(s.get_cmk("a1-hidden").await.unwrap().is_some());
+    assert!(s.get_cmk("a2-hidden").await.unwrap().is_some());
+    assert_eq!(s.list_cmks("a2", 100).await.unwrap().len(), 5);
+    assert_eq!(s.delete_all_cmks("a1").await.unwrap(), 0);
+    assert_eq!(s.delete_all_cmks("nobody").await.unwrap(), 0);
+}
+
+pub(crate) async fn key_state_set_and_foreign_key_refused(db: TestDb) {
+    let s = &db.store;
+    s.insert_app(&app("a1"), &[]).await.unwrap();
+    s.insert_app(&app("a2"), &[]).await.unwrap();
+    s.insert_cmk(&key("a1", "k1")).await.unwrap();
+    s.insert_cmk(&key("a2", "k2")).await.unwrap();
+    for _ in 0..2 {
+        // Idempotent, as upstream's tests expect.
+        assert!(
+            s.set_key_state("a1", "k1", KeyState::Disabled)
+                .await
+                .unwrap()
+        );
+        assert_eq!(
+            s.get_cmk("k1").await.unwrap().unwrap().state,
+            KeyState::Disabled
+        );
+    }
+    assert!(
+        s.set_key_state("a1", "k1", KeyState::Enabled)
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        s.get_cmk("k1").await.unwrap().unwrap().state,
+        KeyState::Enabled
+    );
+    assert!(
+        !s.set_key_state("a1", "k2", KeyState::Disabled)
+            .await
+            .unwrap(),
+        "foreign key"
+    );
+    assert_eq!(
+        s.get_cmk("k2").await.unwrap().unwrap().state,
+        KeyState::Enabled
+    );
+    assert!(
+        !s.set_key_state("a1", "missing", KeyState::Disabled)
+            .await
+            .unwrap()
+    );
+    // The rest of the record is untouched.
+    let mut expected = key("a1", "k1");
+    expected.state = KeyState::Enabled;
+    assert_eq!(s.get_cmk("k1").await.unwrap(), Some(expected));
+}
+
+pub(crate) async fn import_params_set_replace_complete(db: TestDb) {
+    let s = &db.store;
+    s.insert_app(&app("a1"), &[]).await.unwrap();
+    s.insert_app(&app("a2"), &[]).await.unwrap();
+    let pending = CmkRecord {
+        origin: "EH_EXTERNAL_KEY".into(),
+        blob: Vec::new(),
+        ..key("a1", "byok")
+    };
+    s.insert_cmk(&pending).await.unwrap();
+    // Nothing pending yet: completion fails.
+    assert!(
+        !s.complete_import("a1", "byok", &params("1"), b"material")
+            .await
+            .unwrap()
+    );
+    assert!(
+        s.set_import_params("a1", "byok", &params("1"))
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        s.get_cmk("byok").await.unwrap().unwrap().import,
+        Some(params("1"))
+    );
+    // Replace.
+    assert!(
+        s.set_import_params("a1", "byok", &params("2"))
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        s.get_cmk("byok").await.unwrap().unwrap().import,
+        Some(params("2"))
+    );
+    // Another app, or a missing key: refused, nothing changes.
+    assert!(
+        !s.set_import_params("a2", "byok", &params("3"))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !s.set_import_params("a1", "missing", &params("3"))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !s.complete_import("a2", "byok", &params("2"), b"material")
+            .await
+            .unwrap()
+    );
+    // Stale parameters (replaced) cannot complete, nor can ones differing in any field.
+    assert!(
+        !s.complete_import("a1", "byok", &params("1"), b"material")
+            .await
+            .unwrap()
+    );
+    let other_expiry = ImportParams {
+        expires_at: 1,
+        ..params("2")
+    };
+    assert!(
+        !s.complete_import("a1", "byok", &other_expiry, b"material")
+            .await
+            .unwrap()
+    );
+    let other_spec = ImportParams {
+        wrapping_spec: "EH_RSA_2048".into(),
+        ..params("2")
+    };
+    assert!(
+        !s.complete_import("a1", "byok", &other_spec, b"material")
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        s.get_cmk("byok").await.unwrap(),
+        Some(CmkRecord {
+            import: Some(params("2")),
+            ..pending.clone()
+        })
+    );
+    // The current ones do, once.
+    assert!(
+        s.complete_import("a1", "byok", &params("2"), b"material")
+            .await
+            .unwrap()
+    );
+    let done = s.get_cmk("byok").await.unwrap().unwrap();
+    assert_eq!(
+        done,
+        CmkRecord {
+            blob: b"material".to_vec(),
+            import: None,
+            ..pending.clone()
+        }
+    );
+    assert!(
+        !s.complete_import("a1", "byok", &params("2"), b"again")
+            .await
+            .unwrap()
+    );
+    assert_eq!(s.get_cmk("byok").await.unwrap().unwrap().blob, b"material");
+}
+
+pub(crate) async fn complete_import_concurrent_exactly_one_wins(db: TestDb) {
+    let s = &db.store;
+    s.insert_app(&app("a1"), &[]).await.unwrap();
+    s.insert_cmk(&CmkRecord {
+        import: Some(params("race")),
+        ..key("a1", "byok")
+    })
+    .await
+    .unwrap();
+    let barrier = std::sync::Arc::new(tokio::sync::Barrier::new(16));
+    let tasks: Vec<_> = (0..16u8)
+        .map(|i| {
+            let store = s.clone();
+            let barrier = barrier.clone();
+            tokio::spawn(async move {
+                barrier.wait().await;
+                let won = store
+                    .complete_import("a1", "byok", &params("race"), &[i; 32])
+                    .await
+                    .unwrap();
+                (i, won)
+            })
+        })
+        .collect();
+    let mut winners = Vec::new();
+    for t in tasks {
+        let (i, won) = t.await.unwrap();
+        if won {
+            winners.push(i);
+        }
+    }
+    assert_eq!(winners.len(), 1, "winners: {winners:?}");
+    let stored = s.get_cmk("byok").await.unwrap().unwrap();
+    assert_eq!(stored.blob, [winners[0]; 32]);
+    assert_eq!(stored.import, None);
+}
+
+pub(crate) async fn replay_entries_insert_since_prune(db: TestDb) {
+    let s = &db.store;
+    let e = |appid: &str, ts: &str, nonce: &str, seen_at: i64| ReplayEntry {
+        appid: appid.into(),
+        timestamp: ts.into(),
+        nonce: nonce.into(),
+        seen_at,
+    };
+    s.insert_replay_entries(&[]).await.unwrap();
+    s.insert_replay_entries(&[
+        e("a1", "1700000000000", "", 100),
+        e("a1", "1700000000000", "n1", 100),
+        e("a2", "1700000000000", "", 150),
+        e("a1", "1700000000000", "", 999), // duplicate within the batch: ignored
+    ])
+    .await
+    .unwrap();
+    // A duplicate across batches keeps the first arrival time.
+    s.insert_replay_entries(&[
+        e("a1", "1700000000000", "", 300),
+        e("a1", "1700000000001", "", 200),
+    ])
+    .await
+    .unwrap();
+    let all = s.replay_entries_since(i64::MIN).await.unwrap();
+    let set: BTreeSet<_> = all
+        .iter()
+        .cloned()
+        .map(|r| (r.appid, r.timestamp, r.nonce, r.seen_at))
+        .collect();
+    let want: BTreeSet<_> = [
+        ("a1", "1700000000000", "", 100),
+        ("a1", "1700000000000", "n1", 100),
+        ("a2", "1700000000000", "", 150),
+        ("a1", "1700000000001", "", 200),
+    ]
+    .into_iter()
+    .map(|(a, t, n, at)| (a.to_owned(), t.to_owned(), n.to_owned(), at))
+    .collect();
+    assert_eq!(set, want);
+    assert_eq!(all.len(), 4);
+    assert!(
+        all.windows(2).all(|w| w[0].seen_at <= w[1].seen_at),
+        "oldest first"
+    );
+    let recent = s.replay_entries_since(150).await.unwrap();
+    assert_eq!(
+        recent,
+        [
+            e("a2", "1700000000000", "", 150),
+            e("a1", "1700000000001", "", 200)
+        ]
+    );
+    assert_eq!(s.prune_replay_entries(150).await.unwrap(), 2);
+    assert_eq!(s.replay_entries_since(i64::MIN).await.unwrap(), recent);
+    assert_eq!(s.prune_replay_entries(150).await.unwrap(), 0);
+    // A pruned entry can be recorded again.
+    s.insert_replay_entries(&[e("a1", "1700000000000", "", 400)])
+        .await
+        .unwrap();
+    assert_eq!(
+        s.replay_entries_since(400).await.unwrap(),
+        [e("a1", "1700000000000", "", 400)]
+    );
+}
+
+pub(crate) async fn settings_put_if_absent_never_overwrites(db: TestDb) {
+    let s = &db.store;
+    assert_eq!(s.get_setting("enroll_token_hash").await.unwrap(), None);
+    assert!(
+        s.put_setting_if_absent("enroll_token_hash", b"first")
+            .await
+            .unwrap()
+    );
+    assert!(
+        !s.put_setting_if_absent("enroll_token_hash", b"second")
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        s.get_setting("enroll_token_hash").await.unwrap(),
+        Some(b"first".to_vec())
+    );
+    assert!(s.put_setting_if_absent("empty", b"").await.unwrap());
+    assert_eq!(s.get_setting("empty").await.unwrap(), Some(Vec::new()));
+    assert_eq!(s.get_setting("Enroll_token_hash").await.unwrap(), None);
+}
+
+pub(crate) async fn settings_put_if_absent_concurrent(db: TestDb) {
+    let s = &db.store;
+    let barrier = std::sync::Arc::new(tokio::sync::Barrier::new(16));
+    let tasks: Vec<_> = (0..16u8)
+        .map(|i| {
+            let store = s.clone();
+            let barrier = barrier.clone();
+            tokio::spawn(async move {
+                barrier.wait().await;
+                (
+                    i,
+                    store
+                        .put_setting_if_absent("dk_sealed", &[i; 8])
+                        .await
+                        .unwrap(),
+                )
+            })
+        })
+        .collect();
+    let mut winners = Vec::new();
+    for t in tasks {
+        let (i, stored) = t.await.unwrap();
+        if stored {
+            winners.push(i);
+        }
+    }
+    assert_eq!(winners.len(), 1, "winners: {winners:?}");
+    assert_eq!(
+        s.get_setting("dk_sealed").await.unwrap(),
+        Some(vec![winners[0]; 8])
+    );
+}
+
+pub(crate) async fn data_survives_close_and_reopen(db: TestDb) {
+    let s = &db.store;
+    s.insert_app(&app("a1"), &[hidden("a1", "a1-hidden")])
+        .await
+        .unwrap();
+    let k = CmkRecord {
+        import: Some(params("p")),
+        ..key("a1", "k1")
+    };
+    s.insert_cmk(&k).await.unwrap();
+    s.put_setting_if_absent("name", b"value").await.unwrap();
+    let entry = ReplayEntry {
+        appid: "a1".into(),
+        timestamp: "1".into(),
+        nonce: "n".into(),
+        seen_at: 5,
+    };
+    s.insert_replay_entries(std::slice::from_ref(&entry))
+        .await
+        .unwrap();
+    s.close().await;
+
+    let reopened = db.reopen().await;
+    assert_eq!(reopened.get_app("a1").await.unwrap(), Some(app("a1")));
+    assert_eq!(reopened.get_cmk("k1").await.unwrap(), Some(k.clone()));
+    assert_eq!(
+        reopened.get_cmk("a1-hidden").await.unwrap(),
+        Some(hidden("a1", "a1-hidden"))
+    );
+    assert_eq!(reopened.list_cmks("a1", 10).await.unwrap(), [k]);
+    assert_eq!(
+        reopened.get_setting("name").await.unwrap(),
+        Some(b"value".to_vec())
+    );
+    assert_eq!(reopened.replay_entries_since(0).await.unwrap(), [entry]);
+    // Migrations are not re-applied destructively, and writes still work.
+    reopened.insert_cmk(&key("a1", "k2")).await.unwrap();
+    reopened.close().await;
+    let third = db.reopen().await;
+    assert_eq!(third.list_cmks("a1", 10).await.unwrap().len(), 2);
+    third.close().await;
+}
+
+pub(crate) async fn large_blob_round_trips_byte_exact(db: TestDb) {
+    let s = &db.store;
+    // 6 KB covering every byte value, including NUL and invalid UTF-8.
+    let blob: Vec<u8> = (0..6 * 1024)
+        .map(|i: usize| (i.wrapping_mul(131) % 256) as u8)
+        .collect();
+    let a = AppRecord {
+        apikey_blob: blob.clone(),
+        ..app("a1")
+    };
+    s.insert_app(&a, &[]).await.unwrap();
+    assert_eq!(s.get_app("a1").await.unwrap(), Some(a));
+    let k = CmkRecord {
+        blob: blob.clone(),
+        import: Some(ImportParams {
+            wrapping_blob: blob.iter().rev().copied().collect(),
+            ..params("x")
+        }),
+        ..key("a1", "k1")
+    };
+    s.insert_cmk(&k).await.unwrap();
+    let got = s.get_cmk("k1").await.unwrap().unwrap();
+    assert!(got.blob == blob, "key blob differs");
+    assert_eq!(got, k);
+    assert!(
+        s.complete_import("a1", "k1", k.import.as_ref().unwrap(), &blob[..6000])
+            .await
+            .unwrap()
+    );
+    assert!(s.get_cmk("k1").await.unwrap().unwrap().blob == blob[..6000]);
+    s.put_setting_if_absent("big", &blob).await.unwrap();
+    assert!(s.get_setting("big").await.unwrap().unwrap() == blob);
+}
+
+pub(crate) async fn tricky_strings_round_trip(db: TestDb) {
+    let s = &db.store;
+    let tricky = [
+        "it's",
+        "say \"hi\"",
+        r"back\slash\\ and \x00 escapes \n",
+        "'; DROP TABLE cmks; --",
+        "\"); DROP TABLE apps; --",
+        "line one\nline two\r\n\ttabbed",
+        "Grüße, 鍵管理, ключ, 🔑",
+        "$1 ? :name @p1 %s",
+        " leading and trailing spaces ",
+    ];
+    for (i, t) in tricky.iter().enumerate() {
+        let appid = format!("{t}#app{i}");
+        s.insert_app(&app(&appid), &[]).await.unwrap();
+        let k = CmkRecord {
+            keyid: format!("{t}#key{i}"),
+            keyspec: t.to_string(),
+            origin: t.to_string(),
+            keyusage: t.to_string(),
+            alias: t.to_string(),
+            import: Some(ImportParams {
+                wrapping_spec: t.to_string(),
+                ..params(t)
+            }),
+            ..key(&appid, "")
+        };
+        s.insert_cmk(&k).await.unwrap();
+        assert_eq!(s.get_app(&appid).await.unwrap(), Some(app(&appid)));
+        assert_eq!(s.get_cmk(&k.keyid).await.unwrap(), Some(k.clone()));
+        assert_eq!(
+            s.list_cmks(&appid, 10).await.unwrap(),
+            std::slice::from_ref(&k)
+        );
+        assert!(
+            s.set_key_state(&appid, &k.keyid, KeyState::Disabled)
+                .await
+                .unwrap()
+        );
+        assert!(
+            s.complete_import(&appid, &k.keyid, k.import.as_ref().unwrap(), t.as_bytes())
+                .await
+                .unwrap()
+        );
+        assert!(s.put_setting_if_absent(t, t.as_bytes()).await.unwrap());
+        assert_eq!(s.get_setting(t).await.unwrap(), Some(t.as_bytes().to_vec()));
+        let entry = ReplayEntry {
+            appid: appid.clone(),
+            timestamp: t.to_string(),
+            nonce: t.to_string(),
+            seen_at: i as i64,
+        };
+        s.insert_replay_entries(std::slice::from_ref(&entry))
+            .await
+            .unwrap();
+        assert_eq!(s.replay_entries_since(i as i64).await.unwrap(), [entry]);
+        assert!(s.delete_cmk(&appid, &k.keyid).await.unwrap());
+    }
+    // Every table is still there and still holds everything.
+    assert_eq!(s.replay_entries_since(0).await.unwrap().len(), tricky.len());
+    for (i, t) in tricky.iter().enumerate() {
+        assert!(s.get_app(&format!("{t}#app{i}")).await.unwrap().is_some());
+    }
+}
+
+fn invalid<T>(r: Result<T, Error>) -> bool {
+    matches!(r, Err(Error::InvalidInput(_)))
+}
+
+pub(crate) async fn nul_in_text_is_refused(db: TestDb) {
+    let s = &db.store;
+    s.insert_app(&app("a1"), &[]).await.unwrap();
+    assert!(invalid(s.insert_app(&app("a\0b"), &[]).await));
+    assert!(invalid(s.insert_cmk(&key("a1", "k\0")).await));
+    assert!(invalid(
+        s.insert_cmk(&CmkRecord {
+            alias: "x\0".into(),
+            ..key("a1", "k")
+        })
+        .await
+    ));
+    assert!(invalid(s.get_cmk("k\0").await));
+    assert!(invalid(s.put_setting_if_absent("n\0", b"v").await));
+    let entry = ReplayEntry {
+        appid: "a1".into(),
+        timestamp: "1".into(),
+        nonce: "\0".into(),
+        seen_at: 0,
+    };
+    assert!(invalid(s.insert_replay_entries(&[entry]).await));
+    assert_eq!(s.list_cmks("a1", 10).await.unwrap(), []);
+    assert_eq!(s.replay_entries_since(i64::MIN).await.unwrap(), []);
+    // Blobs may hold NUL bytes, of course.
+    s.insert_cmk(&CmkRecord {
+        blob: vec![0; 16],
+        ..key("a1", "k")
+    })
+    .await
+    .unwrap();
+}
+
+pub(crate) async fn closed_store_errors_cleanly(db: TestDb) {
+    let s = db.reopen().await;
+    s.close().await;
+    let err = s.get_app("a1").await.unwrap_err();
+    assert!(matches!(err, Error::Database(_)), "{err:?}");
+    assert!(err.to_string().contains("closed"), "{err}");
+    // The suite's own store is unaffected.
+    assert_eq!(db.store.get_app("a1").await.unwrap(), None);
+}
