@@ -24,6 +24,8 @@ pub enum Error {
     RequestMacMismatch,
     /// A BYOK import token is past its expiry time.
     ImportTokenExpired,
+    /// A BYOK import token was not issued for this key and wrapping key, or was altered.
+    InvalidImportToken,
     /// A domain-key version that this core does not hold.
     UnknownDomainKey(u32),
     /// The cryptographic library failed where it should not have.
@@ -41,6 +43,7 @@ impl fmt::Display for Error {
             Error::IntegrityFailure(what) => write!(f, "integrity check failed: {what}"),
             Error::RequestMacMismatch => f.write_str("request MAC does not match"),
             Error::ImportTokenExpired => f.write_str("import token has expired"),
+            Error::InvalidImportToken => f.write_str("import token is not valid for this key"),
             Error::UnknownDomainKey(v) => write!(f, "domain key version {v} is not loaded"),
             Error::Backend(what) => write!(f, "crypto backend error: {what}"),
             Error::SelfTest(what) => write!(f, "self-test failed: {what}"),

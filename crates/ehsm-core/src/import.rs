@@ -98,7 +98,7 @@ pub(crate) fn check_token(
     token: &str,
     now_ms: u64,
 ) -> Result<()> {
-    const BAD: Error = Error::IntegrityFailure("import token is not valid for this key");
+    const BAD: Error = Error::InvalidImportToken;
     let raw = STANDARD.decode(token).map_err(|_| BAD)?;
     let raw: [u8; TOKEN_LEN] = raw.try_into().map_err(|_| BAD)?;
     if raw[0] != TOKEN_V1 {

@@ -1,3 +1,203 @@
-//! The eHSM-KMS REST service: envelope, canonical signing string, validation and actions.
-//! Empty until the REST-service work fills it.
+//! The eHSM-KMS REST service: wire-compatible with Intel eHSM-KMS 0.3.2 clients.
+//!
+//! [`app`] builds the router; [`server::run`] binds, serves (HTTPS or plain HTTP) and shuts
+//! down gracefully. A request goes through the checks of spec §2.4 in upstream's order
+//! ([`envelope`]), then to one function per action ([`actions`]). Handlers never touch key
+//! bytes: they pass blobs and contexts to `ehsm-core`.
 #![forbid(unsafe_code)]
+
+mod actions;
+mod enroll;
+mod envelope;
+mod keys;
+mod metrics;
+mod params;
+mod replay;
+mod reply;
+pub mod server;
+mod state;
+mod tls;
+mod validate;
+
+use std::time::Instant;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, Query, State};
+use axum::http::{HeaderMap, Method, Uri, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use ehsm_proto::Action;
+use serde_json::{Map, Value, json};
+
+pub use crate::enroll::EnrollMode;
+use crate::envelope::{Authenticated, Envelope};
+use crate::reply::{ApiError, ApiResult, Reply};
+use crate::state::AppState;
+use crate::state::now_ms;
+
+/// The largest request body accepted (upstream: Express's 100 kB); larger is HTTP 413.
+pub const BODY_LIMIT: usize = 100 * 1024;
+
+/// The router: `/ehsm` and `/ehsm/` with `?Action=`, health and metrics endpoints; every other
+/// path goes through the same checks as upstream's middleware and ends in "API Not Found".
+pub(crate) fn app(state: AppState) -> Router {
+    Router::new()
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics::render))
+        .fallback(ehsm)
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .with_state(state)
+}
+
+async fn readyz(State(state): State<AppState>) -> Response {
+    match state.store.get_setting("ready-probe").await {
+        Ok(_) => "ok".into_response(),
+        Err(_) => (
+            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            "store unavailable",
+        )
+            .into_response(),
+    }
+}
+
+#[derive(serde::Deserialize)]
+struct ActionQuery {
+    #[serde(rename = "Action")]
+    action: Option<String>,
+}
+
+async fn ehsm(
+    State(state): State<AppState>,
+    method: Method,
+    uri: Uri,
+    Query(q): Query<ActionQuery>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let started = Instant::now();
+    let on_ehsm_path = matches!(uri.path(), "/ehsm" | "/ehsm/");
+    let action = if on_ehsm_path {
+        q.action.as_deref().and_then(Action::from_name)
+    } else {
+        None
+    };
+    let result = handle(&state, &method, action, &headers, &body).await;
+    let code = match &result {
+        Ok(_) => 200,
+        Err(e) => e.code,
+    };
+    metrics::record(action, code, started.elapsed());
+    // Debug level: one line per request at info would cost throughput under load.
+    tracing::debug!(
+        action = action.map_or("-", Action::as_str),
+        code,
+        micros = started.elapsed().as_micros() as u64,
+        "request"
+    );
+    match result {
+        Ok(reply) => reply.into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+/// Spec §2.4, steps 0–10.
+async fn handle(
+    state: &AppState,
+    method: &Method,
+    action: Option<Action>,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> ApiResult {
+    // 0. Enroll and GetVersion skip every check; they exist only as GET.
+    if let Some(a) = action.filter(|a| a.is_unauthenticated()) {
+        return match (a, method) {
+            (Action::GetVersion, &Method::GET) => Ok(version()),
+            (Action::Enroll, &Method::GET) => enroll::enroll(state, headers).await,
+            _ => Err(ApiError::not_found()),
+        };
+    }
+    let fresh = Envelope::new(parse_body(headers, body)?).check(action, now_ms() as u64)?;
+    // 7. Replay: recorded before the payload and signature checks, as upstream.
+    let now = now_ms();
+    if !state
+        .replay
+        .check_and_record(fresh.appid(), fresh.timestamp(), fresh.nonce_key(), now)
+    {
+        return Err(ApiError::bad_request(
+            "Timestamp can't be repeated in 20 minutes",
+        ));
+    }
+    // 8. Payload schema.
+    if fresh.has_payload()
+        && let Some(a) = action
+    {
+        validate::validate(a, fresh.payload()).map_err(ApiError::bad_request)?;
+    }
+    // 9. The app and its MAC. An unknown appid answers like a wrong MAC, so that appids cannot
+    //    be probed (upstream answered differently, without a message).
+    let app = match state.apps.get(fresh.appid()) {
+        Some(app) => app,
+        None => {
+            let app = state
+                .store
+                .get_app(fresh.appid())
+                .await?
+                .ok_or_else(|| ApiError::bad_request("sign error"))?;
+            let app = std::sync::Arc::new(app);
+            state.apps.put(fresh.appid(), std::sync::Arc::clone(&app));
+            app
+        }
+    };
+    let blob = ehsm_core::KeyBlob::from_vec(app.apikey_blob.clone());
+    // A body upstream's canonicaliser could not sign (an object with its own `toString` key)
+    // cannot have a valid sign either.
+    let signing_string = fresh
+        .signing_string()
+        .ok_or_else(|| ApiError::bad_request("sign error"))?;
+    let mac = state.core.verify_request_mac(
+        fresh.appid(),
+        &blob,
+        signing_string.as_bytes(),
+        fresh.sign(),
+    )?;
+    let req = Authenticated::new(&fresh, mac);
+    // 10. The action; only POST reaches one.
+    match action {
+        Some(a) if method == Method::POST => actions::dispatch(state, a, &req).await,
+        _ => Err(ApiError::not_found()),
+    }
+}
+
+/// Upstream parsed only `application/json` bodies; anything else read as an empty object.
+fn parse_body(headers: &HeaderMap, body: &[u8]) -> Result<Map<String, Value>, ApiError> {
+    let json = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| {
+            ct.split(';')
+                .next()
+                .is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json"))
+        });
+    if !json || body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(Map::new());
+    }
+    match serde_json::from_slice::<Value>(body) {
+        Ok(Value::Object(m)) => Ok(m),
+        // Express's strict JSON parser takes arrays (then finds no fields) and refuses the rest.
+        Ok(Value::Array(_)) => Ok(Map::new()),
+        Ok(_) | Err(_) => Err(ApiError::bad_request("Invalid JSON")),
+    }
+}
+
+/// The protocol version upstream reports, so that clients which check it keep working.
+const PROTOCOL_VERSION: &str = "0.3.2";
+
+fn version() -> Reply {
+    Reply::success(json!({
+        "version": PROTOCOL_VERSION,
+        "git_sha": option_env!("EHSM_GIT_SHA").unwrap_or("0000000"),
+        "ehsm": env!("CARGO_PKG_VERSION"),
+    }))
+}

@@ -108,16 +108,74 @@ pub fn js_number_string(x: f64) -> String {
 
 /// The shortest decimal digits `s` (no trailing zeros) and the exponent `n` with
 /// `x = 0.s × 10^n`, the `s` and `n` of ECMA-262 `Number::toString` step 5.
-///
-/// Rust's `{:e}` already prints the shortest round-trip digits, choosing the closest digits when
-/// several are equally short, which is exactly what ECMA-262 asks for.
 fn shortest_digits(x: f64) -> (String, i32) {
-    let sci = format!("{x:e}");
-    // `{:e}` always prints `<digit>[.<digits>]e<exponent>`; the fallbacks are never taken.
-    let (mantissa, exponent) = sci.split_once('e').unwrap_or((&sci, "0"));
+    // Rust's `{:e}` prints the shortest digits that round-trip, and of those the closest to `x`,
+    // which is V8's choice too, except when two are equally close.
+    let (digits, n) = split_exponent(&format!("{x:e}"));
+    match even_tie_break(x, &digits, n) {
+        Some(even) => even,
+        None => (digits, n),
+    }
+}
+
+/// V8 breaks a tie between two equally close shortest digit strings towards the even one (the
+/// rule ECMA-262 recommends in Note 2 of `Number::toString`); Rust's formatter does not.
+/// `1234567890000000.25` lies exactly between `…0.2` and `…0.3`: node prints
+/// `1234567890000000.2`, Rust's `{}` prints `…0.3`.
+///
+/// Returns the even candidate when `digits` (Rust's, `k` long) is the odd side of such a tie.
+fn even_tie_break(x: f64, digits: &str, n: i32) -> Option<(String, i32)> {
+    let k = digits.len();
+    if digits
+        .bytes()
+        .last()
+        .is_none_or(|d| (d - b'0').is_multiple_of(2))
+    {
+        return None;
+    }
+    // A tie means `x` is exactly the midpoint: `k + 1` digits ending in 5. Rounding to `k + 1`
+    // digits is cheap and rules most numbers out; the exact expansion of a double has at most
+    // 767 significant digits, so `{:.767e}` settles the rest.
+    let (midpoint, mid_n) = split_exponent(&format!("{x:.k$e}"));
+    if mid_n != n || midpoint.len() != k + 1 || !midpoint.ends_with('5') {
+        return None;
+    }
+    let (exact, exact_n) = split_exponent(&format!("{x:.767e}"));
+    if exact_n != n || exact.trim_end_matches('0') != midpoint {
+        return None;
+    }
+    let below = &midpoint[..k];
+    let (other, other_n) = if below == digits {
+        increment_digits(below, n)
+    } else {
+        (below.to_owned(), n)
+    };
+    // Both sides of a tie normally round-trip; never print digits that don't.
+    let round_trips = format!("0.{other}e{other_n}").parse::<f64>() == Ok(x);
+    round_trips.then(|| (other.trim_end_matches('0').to_owned(), other_n))
+}
+
+/// `digits` plus one in the last place; a carry out of the first digit raises the exponent.
+fn increment_digits(digits: &str, n: i32) -> (String, i32) {
+    let mut bytes = digits.as_bytes().to_vec();
+    for d in bytes.iter_mut().rev() {
+        if *d == b'9' {
+            *d = b'0';
+        } else {
+            *d += 1;
+            return (String::from_utf8_lossy(&bytes).into_owned(), n);
+        }
+    }
+    (format!("1{}", String::from_utf8_lossy(&bytes)), n + 1)
+}
+
+/// Splits Rust's `<digit>[.<digits>]e<exponent>` into its digits and ECMA-262's `n` (the
+/// exponent plus one). Shortest-form digits never end in 0; fixed-precision ones may.
+fn split_exponent(sci: &str) -> (String, i32) {
+    // Rust's `{:e}` always has this shape; the fallbacks are never taken.
+    let (mantissa, exponent) = sci.split_once('e').unwrap_or((sci, "0"));
     let digits = mantissa.chars().filter(char::is_ascii_digit).collect();
-    let exponent: i32 = exponent.parse().unwrap_or(0);
-    (digits, exponent + 1)
+    (digits, exponent.parse::<i32>().unwrap_or(0) + 1)
 }
 
 /// ECMA-262 `Number::toString` steps 6-10: where the point goes, or whether to use exponent
@@ -458,10 +516,10 @@ mod tests {
         assert_eq!(canonicalize(&ascii), "=4&B=1&_=2&a=3");
         // U+1F600 is the surrogate pair D83D DE00 in UTF-16, which sorts before U+E000 and
         // U+FFFF; in UTF-8 byte order (and serde_json's map order) it sorts after them.
-        let astral = json!({"\u{E000}": 2, "\u{FFFF}": 3, "\u{1F600}": 1, "\u{D7FF}": 0});
+        let astral = json!({"\u{E000}": 2, "\u{FFFF}": 3, "\u{1F600}": 1, "\u{D7FF}": 5});
         assert_eq!(
             canonicalize(&astral),
-            "\u{D7FF}=0&\u{1F600}=1&\u{E000}=2&\u{FFFF}=3"
+            "\u{D7FF}=5&\u{1F600}=1&\u{E000}=2&\u{FFFF}=3"
         );
     }
 
@@ -495,7 +553,7 @@ mod tests {
     /// are in `tests/data/js_number_strings.txt`.
     #[test]
     fn numbers_render_like_js_string() {
-        let cases: [(f64, &str); 27] = [
+        let cases: [(f64, &str); 29] = [
             (1.0, "1"),
             (-0.0, "0"),
             (0.0, "0"),
@@ -525,17 +583,30 @@ mod tests {
             (f64::INFINITY, "Infinity"),
             (f64::NEG_INFINITY, "-Infinity"),
             (4.35, "4.35"),
+            // Exactly between two shortest candidates: JS takes the even last digit, where
+            // Rust's own formatting gives "1234567890000000.3".
+            // 1234567890000000.25 and 1234567889999999.75 exactly.
+            (f64::from_bits(0x4311_8b54_f223_6201), "1234567890000000.2"),
+            (f64::from_bits(0x4311_8b54_f223_61ff), "1234567889999999.8"),
         ];
         for (x, want) in cases {
             assert_eq!(js_number_string(x), want, "{x:e}");
         }
     }
 
+    #[test]
+    fn increment_digits_carries() {
+        assert_eq!(increment_digits("1", 1), ("2".to_owned(), 1));
+        assert_eq!(increment_digits("199", -3), ("200".to_owned(), -3));
+        assert_eq!(increment_digits("999", 5), ("1000".to_owned(), 6));
+    }
+
     /// `JSON.parse` makes every number a double; serde_json keeps big integers exact.
     #[test]
     fn json_numbers_are_js_doubles() {
-        let value =
-            parse(r#"{"a":1.0,"b":9007199254740993,"c":18446744073709551615,"d":-9223372036854775808,"e":1e21,"f":1E2}"#);
+        let value = parse(
+            r#"{"a":1.0,"b":9007199254740993,"c":18446744073709551615,"d":-9223372036854775808,"e":1e21,"f":1E2}"#,
+        );
         assert_eq!(
             canonicalize(&value),
             "a=1&b=9007199254740992&c=18446744073709552000&d=-9223372036854776000&e=1e+21&f=100"
@@ -575,11 +646,12 @@ mod tests {
             // The infallible form renders the object like any other.
             assert!(signing_string(&request).starts_with("appid=a&payload="));
         }
-        // The root object is never compared with '', so its own key is fine; so is an object
-        // that only sits under a key named toString.
+        // At any depth, whatever the key holds.
+        let deep = body(json!({"appid": "a", "payload": {"a": {"b": {"toString": null}}}}));
+        assert_eq!(try_signing_string(&deep), Err(Unsignable));
+        // The root object is never compared with '', so its own key is fine; so is an own
+        // `valueOf` key, since the conversion then falls back to the inherited `toString`.
         assert_eq!(canonicalize(&json!({"toString": "x"})), "toString=x");
-        let fine = body(json!({"appid": "a", "timestamp": "1", "payload": {"a": {"b": {"toString": null}}}}));
-        assert!(try_signing_string(&fine).is_err());
         let fine = body(json!({"appid": "a", "timestamp": "1", "payload": {"valueOf": {"x": 1}}}));
         assert_eq!(
             try_signing_string(&fine).as_deref(),
@@ -607,7 +679,10 @@ mod tests {
             try_signing_string(&request),
             Ok(format!("appid=a&payload={want}"))
         );
-        assert!(serde_json::from_str::<Value>(&format!("{}{}", "[".repeat(128), "]".repeat(128))).is_err());
+        assert!(
+            serde_json::from_str::<Value>(&format!("{}{}", "[".repeat(128), "]".repeat(128)))
+                .is_err()
+        );
     }
 
     #[test]
@@ -637,15 +712,24 @@ mod tests {
         let leaf = prop_oneof![
             Just(Value::Null),
             any::<bool>().prop_map(Value::Bool),
-            any::<f64>().prop_map(|x| serde_json::Number::from_f64(x).map_or(Value::Null, Value::Number)),
+            any::<f64>()
+                .prop_map(|x| serde_json::Number::from_f64(x).map_or(Value::Null, Value::Number)),
             any::<i64>().prop_map(Value::from),
-            prop_oneof![Just(String::new()), Just("toString".to_owned()), any::<String>()].prop_map(Value::String),
+            prop_oneof![
+                Just(String::new()),
+                Just("toString".to_owned()),
+                any::<String>()
+            ]
+            .prop_map(Value::String),
         ];
         leaf.prop_recursive(6, 64, 4, |inner| {
             prop_oneof![
                 prop::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
                 prop::collection::vec(
-                    (prop_oneof![Just("toString".to_owned()), "[a-c]{0,2}", any::<String>()], inner),
+                    (
+                        prop_oneof![Just("toString".to_owned()), "[a-c]{0,2}", any::<String>()],
+                        inner
+                    ),
                     0..4
                 )
                 .prop_map(|entries| Value::Object(entries.into_iter().collect())),

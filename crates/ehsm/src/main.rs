@@ -20,15 +20,22 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run the KMS: open (or create) the data directory and its sealed domain key, start the
-    /// trusted core and run its self-tests.
+    /// Run the KMS: the eHSM REST API over HTTPS, on the data directory's sealed domain key and
+    /// embedded SQLite database (created on first start).
     Serve(serve::Args),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("EHSM_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .init();
     let result = match cli.command {
-        Command::Serve(args) => serve::run(&args),
+        Command::Serve(args) => serve::run(args),
     };
     match result {
         Ok(code) => code,

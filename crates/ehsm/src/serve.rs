@@ -1,25 +1,52 @@
-//! `ehsm serve`.
+//! `ehsm serve`: the KMS.
 
-use std::path::{Path, PathBuf};
+use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::Instant;
+use std::time::Duration;
 
-use anyhow::Context as _;
-use ehsm_core::Core;
-use ehsm_domain::standalone::{self, Opened};
-use ehsm_tee::Platform as _;
-use ehsm_tee::sim::SimPlatform;
+use ehsm_kms::EnrollMode;
+use ehsm_kms::server::{self, Config};
 
-/// Options of `ehsm serve`.
+/// Options of `ehsm serve`. Each can also come from an `EHSM_*` environment variable.
 #[derive(clap::Args)]
 pub(crate) struct Args {
-    /// Where ehsm keeps its state: the sealed domain key and (on the simulated platform) the
-    /// simulated sealing secret. Created with mode 0700 if missing.
+    /// Address to listen on. Port 0 picks a free port (the start-up line says which).
+    #[arg(long, env = "EHSM_LISTEN", default_value = "127.0.0.1:9000")]
+    listen: SocketAddr,
+
+    /// Where ehsm keeps its state: the sealed domain key, the TLS key, the SQLite database and
+    /// (on the simulated platform) the simulated sealing secret. Created with mode 0700.
     #[arg(long, env = "EHSM_DATA_DIR", default_value = "./ehsm-data")]
     data_dir: PathBuf,
 
+    /// TLS certificate chain (PEM). Default: a self-signed certificate generated on first start.
+    #[arg(long, env = "EHSM_TLS_CERT", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+
+    /// TLS private key (PEM), with --tls-cert.
+    #[arg(long, env = "EHSM_TLS_KEY", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+
+    /// Serve plain HTTP, for running behind a TLS-terminating proxy.
+    #[arg(long, env = "EHSM_HTTP", conflicts_with_all = ["tls_cert", "tls_key"])]
+    http: bool,
+
+    /// Who may enroll: open (anyone, upstream's behaviour), token (clients present the operator
+    /// token printed at first start) or off. Default: open on a loopback address, token elsewhere.
+    #[arg(long, env = "EHSM_ENROLL", value_enum)]
+    enroll: Option<EnrollMode>,
+
+    /// Database URL. Default: SQLite in the data directory.
+    #[arg(long, env = "EHSM_DATABASE")]
+    database: Option<String>,
+
+    /// How long a new key stays usable, in days (upstream: 365).
+    #[arg(long, env = "EHSM_KEY_LIFETIME_DAYS", default_value_t = 365)]
+    key_lifetime_days: u64,
+
     /// The trusted execution environment. Only `sim` (software simulation, NOT SECURE) exists
-    /// so far; `sgx` and `tdx` come with the attestation work.
+    /// so far.
     #[arg(long, env = "EHSM_TEE", value_enum, default_value_t = Tee::Sim)]
     tee: Tee,
 }
@@ -30,42 +57,34 @@ enum Tee {
     Sim,
 }
 
-pub(crate) fn run(args: &Args) -> anyhow::Result<ExitCode> {
-    let started = Instant::now();
-    create_data_dir(&args.data_dir)?;
-    let platform = match args.tee {
-        Tee::Sim => SimPlatform::open(&args.data_dir).context("opening the simulated platform")?,
+pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let Tee::Sim = args.tee;
+    let config = Config {
+        listen: args.listen,
+        data_dir: args.data_dir,
+        tls_cert: args.tls_cert,
+        tls_key: args.tls_key,
+        http: args.http,
+        enroll: args.enroll,
+        database: args.database,
+        key_lifetime: Duration::from_secs(args.key_lifetime_days.saturating_mul(86_400)),
     };
-    eprintln!(
-        "ehsm: WARNING: platform {} provides NO SECURITY: keys are protected only by file \
-         permissions in {}",
-        platform.kind(),
-        args.data_dir.display()
-    );
-    let (dks, opened) = standalone::open(&args.data_dir, &platform)?;
-    let fingerprint = dks.fingerprint();
-    let version = dks.current_version();
-    Core::new(dks).context("the core's start-up self-tests failed; refusing to serve keys")?;
-    eprintln!(
-        "ehsm: data dir {}, platform {}, domain key v{version} {} (fingerprint {fingerprint}), \
-         self-tests passed, ready in {} ms",
-        args.data_dir.display(),
-        platform.kind(),
-        match opened {
-            Opened::Created => "created",
-            Opened::Unsealed => "unsealed",
-        },
-        started.elapsed().as_millis()
-    );
-    eprintln!("ehsm: the REST API is not built yet in this version; nothing to serve, exiting");
+    tokio::runtime::Builder::new_multi_thread().enable_all().build()?.block_on(server::run(config, shutdown_signal()))?;
     Ok(ExitCode::SUCCESS)
 }
 
-fn create_data_dir(dir: &Path) -> anyhow::Result<()> {
-    use std::os::unix::fs::DirBuilderExt as _;
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)
-        .with_context(|| format!("creating the data directory {}", dir.display()))
+/// Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        () = term => {}
+    }
 }

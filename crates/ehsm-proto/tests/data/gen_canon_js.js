@@ -45,7 +45,14 @@ for (const x of special) {
   const b = BigInt('0x' + bitsOf(x));
   for (const y of [x, fromBits(b + 1n), fromBits(b - 1n)]) if (isFinite(y) && y > 0) { nums.push(y, -y); }
 }
-while (nums.length < 1200) {
+// Fractions with 17-18 significant digits, where two shortest candidates can tie (JS then
+// takes the even one: 1234567890000000.25 prints as 1234567890000000.2).
+for (let i = 0; i < 300; i++) {
+  const e = Math.floor(rnd() * 8) + 46;
+  nums.push((2 ** 52 + Math.floor(rnd() * 2 ** 52)) * 2 ** (e - 52 - Math.floor(rnd() * 4)));
+}
+nums.push(1234567890000000.25);
+while (nums.length < 1600) {
   dv.setUint32(0, Math.floor(rnd() * 2 ** 32)); dv.setUint32(4, Math.floor(rnd() * 2 ** 32));
   const x = dv.getFloat64(0);
   if (isFinite(x)) nums.push(x);

@@ -1,0 +1,67 @@
+//! One function per action, all with the same shape: `(state, authenticated request) -> reply`.
+//! Dispatch is a plain `match`.
+
+mod asymmetric;
+mod byok;
+mod keys;
+mod mac;
+mod symmetric;
+
+use ehsm_proto::Action;
+
+use crate::envelope::Authenticated;
+use crate::reply::{ApiError, ApiResult};
+use crate::state::AppState;
+
+/// Runs an authenticated action. Actions this server does not serve (yet) are "API Not Found".
+pub(crate) async fn dispatch(
+    state: &AppState,
+    action: Action,
+    req: &Authenticated<'_>,
+) -> ApiResult {
+    match action {
+        Action::CreateKey => keys::create_key(state, req).await,
+        Action::ListKey => keys::list_key(state, req).await,
+        Action::DeleteKey => keys::delete_key(state, req).await,
+        Action::DeleteAllKey => keys::delete_all_key(state, req).await,
+        Action::EnableKey => keys::set_state(state, req, true).await,
+        Action::DisableKey => keys::set_state(state, req, false).await,
+        Action::Encrypt => symmetric::encrypt(state, req).await,
+        Action::Decrypt => symmetric::decrypt(state, req).await,
+        Action::GenerateDataKey => symmetric::generate_data_key(state, req, true).await,
+        Action::GenerateDataKeyWithoutPlaintext => {
+            symmetric::generate_data_key(state, req, false).await
+        }
+        Action::ExportDataKey => symmetric::export_data_key(state, req).await,
+        Action::AsymmetricEncrypt => asymmetric::encrypt(state, req).await,
+        Action::AsymmetricDecrypt => asymmetric::decrypt(state, req).await,
+        Action::Sign => asymmetric::sign(state, req).await,
+        Action::Verify => asymmetric::verify(state, req).await,
+        Action::GetPublicKey => asymmetric::get_public_key(state, req).await,
+        Action::GetParametersForImport => byok::get_parameters_for_import(state, req).await,
+        Action::ImportKeyMaterial => byok::import_key_material(state, req).await,
+        Action::GenerateMac => mac::generate_mac(state, req).await,
+        Action::VerifyMac => mac::verify_mac(state, req).await,
+        Action::GetVersion
+        | Action::Enroll
+        | Action::GenerateQuote
+        | Action::VerifyQuote
+        | Action::UploadQuotePolicy
+        | Action::GetQuotePolicy
+        | Action::CreateSecret
+        | Action::UpdateSecretDesc
+        | Action::PutSecretValue
+        | Action::ListSecretVersionIds
+        | Action::ListSecrets
+        | Action::DescribeSecret
+        | Action::DeleteSecret
+        | Action::GetSecretValue
+        | Action::RestoreSecret => Err(ApiError::not_found()),
+    }
+}
+
+/// Runs CPU-heavy core work (key generation, RSA) without stalling the other requests on this
+/// runtime thread: tokio moves them to another worker while this one computes.
+pub(crate) fn heavy<T>(f: impl FnOnce() -> T) -> T {
+    tokio::task::block_in_place(f)
+}

@@ -1,0 +1,220 @@
+//! Running the service: open everything, bind, serve until told to stop, shut down cleanly.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use ehsm_core::Core;
+use ehsm_domain::standalone::{self, Opened};
+use ehsm_store::Store;
+use ehsm_tee::Platform as _;
+use ehsm_tee::sim::SimPlatform;
+
+use crate::enroll::{EnrollMode, EnrollPolicy, TOKEN_SETTING, token_hash};
+use crate::replay::{KEEP_MS, ReplayCache};
+use crate::state::{AppState, Inner, RecordCache, now_ms};
+
+/// Everything `ehsm serve` can be told.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Where to listen (port 0 picks a free port; the log line says which).
+    pub listen: SocketAddr,
+    /// The data directory (sealed domain key, TLS key, SQLite database).
+    pub data_dir: PathBuf,
+    /// The operator's certificate chain (PEM); with `tls_key`. Default: generated.
+    pub tls_cert: Option<PathBuf>,
+    /// The operator's private key (PEM); with `tls_cert`.
+    pub tls_key: Option<PathBuf>,
+    /// Serve plain HTTP (behind a TLS-terminating proxy).
+    pub http: bool,
+    /// Who may enroll; `None` picks `open` on a loopback address and `token` elsewhere.
+    pub enroll: Option<EnrollMode>,
+    /// The database URL; default SQLite in the data directory.
+    pub database: Option<String>,
+    /// How long a new key is usable (upstream: 365 days).
+    pub key_lifetime: Duration,
+}
+
+/// How often accepted requests' replay entries are written to the store.
+const REPLAY_FLUSH: Duration = Duration::from_millis(20);
+
+/// Opens the data directory, domain key, core and store, then serves until `shutdown`
+/// completes; in-flight requests finish, the replay cache is flushed and the store closed.
+pub async fn run(
+    config: Config,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let started = std::time::Instant::now();
+    create_data_dir(&config.data_dir)?;
+    let platform = SimPlatform::open(&config.data_dir).context("opening the simulated platform")?;
+    tracing::warn!(
+        "platform {} provides NO SECURITY: keys are protected only by file permissions in {}",
+        platform.kind(),
+        config.data_dir.display()
+    );
+    let (dks, opened) = standalone::open(&config.data_dir, &platform)?;
+    let fingerprint = dks.fingerprint();
+    let core = tokio::task::spawn_blocking(move || Core::new(dks))
+        .await?
+        .context("the core's start-up self-tests failed; refusing to serve keys")?;
+
+    let database = match &config.database {
+        Some(url) => url.clone(),
+        None => format!("sqlite://{}", config.data_dir.join("ehsm.db").display()),
+    };
+    let store = Store::open(&database)
+        .await
+        .with_context(|| format!("opening the database {}", redact(&database)))?;
+
+    let enroll = config
+        .enroll
+        .unwrap_or(if config.listen.ip().is_loopback() {
+            EnrollMode::Open
+        } else {
+            EnrollMode::Token
+        });
+    let token_sha256 = if enroll == EnrollMode::Token {
+        Some(enrollment_token(&store).await?)
+    } else {
+        None
+    };
+
+    let replay = ReplayCache::new(store.replay_entries_since(now_ms() - KEEP_MS).await?);
+    let state = AppState(Arc::new(Inner {
+        core: Arc::new(core),
+        store: store.clone(),
+        replay,
+        apps: RecordCache::new(100_000),
+        keys: RecordCache::new(100_000),
+        enroll: EnrollPolicy::new(enroll, token_sha256),
+        key_lifetime_ms: i64::try_from(config.key_lifetime.as_millis()).unwrap_or(i64::MAX),
+    }));
+    crate::metrics::init();
+    let jobs = tokio::spawn(replay_jobs(state.clone()));
+
+    let listener = std::net::TcpListener::bind(config.listen)
+        .with_context(|| format!("binding {}", config.listen))?;
+    listener.set_nonblocking(true)?;
+    let addr = listener.local_addr()?;
+    let scheme = if config.http { "http" } else { "https" };
+    // One line that says where and how: scripts (and the tests) read the address from it.
+    tracing::info!(
+        "listening on {scheme}://{addr}/ehsm (tee {}, domain key {} fingerprint {fingerprint}, enroll {enroll:?}, database {}, ready in {} ms)",
+        platform.kind(),
+        match opened {
+            Opened::Created => "created",
+            Opened::Unsealed => "unsealed",
+        },
+        redact(&database),
+        started.elapsed().as_millis()
+    );
+    let app = crate::app(state.clone());
+    if config.http {
+        let listener = tokio::net::TcpListener::from_std(listener)?;
+        axum::serve(listener, app)
+            .with_graceful_shutdown(shutdown)
+            .await?;
+    } else {
+        let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+        let (cert, key) = crate::tls::files(
+            &config.data_dir,
+            config.tls_cert.as_deref(),
+            config.tls_key.as_deref(),
+        )?;
+        let tls = axum_server::tls_rustls::RustlsConfig::from_pem_file(&cert, &key)
+            .await
+            .with_context(|| {
+                format!(
+                    "loading the TLS certificate {} and key {}",
+                    cert.display(),
+                    key.display()
+                )
+            })?;
+        let handle = axum_server::Handle::new();
+        let h = handle.clone();
+        tokio::spawn(async move {
+            shutdown.await;
+            h.graceful_shutdown(Some(Duration::from_secs(30)));
+        });
+        axum_server::from_tcp_rustls(listener, tls)?
+            .handle(handle)
+            .serve(app.into_make_service())
+            .await?;
+    }
+    tracing::info!("shutting down: flushing the replay cache and closing the database");
+    jobs.abort();
+    flush_replay(&state).await;
+    store.close().await;
+    Ok(())
+}
+
+async fn replay_jobs(state: AppState) {
+    let mut tick = tokio::time::interval(REPLAY_FLUSH);
+    let mut n: u64 = 0;
+    loop {
+        tick.tick().await;
+        flush_replay(&state).await;
+        n += 1;
+        // About once a minute, forget expired entries in memory and in the store.
+        if n.is_multiple_of(3000) {
+            let now = now_ms();
+            state.replay.prune(now);
+            if let Err(e) = state.store.prune_replay_entries(now - KEEP_MS).await {
+                tracing::warn!(error = %e, "pruning the replay cache failed");
+            }
+        }
+    }
+}
+
+async fn flush_replay(state: &AppState) {
+    let batch = state.replay.take_pending();
+    if batch.is_empty() {
+        return;
+    }
+    if let Err(e) = state.store.insert_replay_entries(&batch).await {
+        // Keep serving: the in-memory cache still refuses replays on this node.
+        tracing::error!(error = %e, entries = batch.len(), "writing replay entries failed");
+    }
+}
+
+/// The enrollment token's hash: created (and the token printed, once) on first start in token
+/// mode; read back afterwards.
+async fn enrollment_token(store: &Store) -> anyhow::Result<Vec<u8>> {
+    if let Some(hash) = store.get_setting(TOKEN_SETTING).await? {
+        return Ok(hash);
+    }
+    let token = format!("ehsm-enroll-{}", uuid::Uuid::new_v4().simple());
+    if store
+        .put_setting_if_absent(TOKEN_SETTING, &token_hash(&token))
+        .await?
+    {
+        // Printed once, to the operator's terminal; only its hash is stored.
+        eprintln!(
+            "ehsm: enrollment token (shown once; clients send it as 'Authorization: Bearer <token>'): {token}"
+        );
+    }
+    store
+        .get_setting(TOKEN_SETTING)
+        .await?
+        .context("the enrollment token vanished from the store")
+}
+
+fn create_data_dir(dir: &Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::DirBuilderExt as _;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .with_context(|| format!("creating the data directory {}", dir.display()))
+}
+
+/// A database URL without its password, for logs.
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => format!("{}://***@{}", &url[..s], &url[at + 1..]),
+        _ => url.to_owned(),
+    }
+}

@@ -1,0 +1,89 @@
+//! What every request handler shares: the core, the store, the replay cache and the record
+//! caches.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use ehsm_core::Core;
+use ehsm_store::{AppRecord, Store};
+
+use crate::keys::Key;
+
+use crate::enroll::EnrollPolicy;
+use crate::replay::ReplayCache;
+
+/// Shared state of the service. Cheap to clone.
+#[derive(Clone)]
+pub(crate) struct AppState(pub(crate) Arc<Inner>);
+
+pub(crate) struct Inner {
+    pub(crate) core: Arc<Core>,
+    pub(crate) store: Store,
+    pub(crate) replay: ReplayCache,
+    pub(crate) apps: RecordCache<AppRecord>,
+    pub(crate) keys: RecordCache<Key>,
+    pub(crate) enroll: EnrollPolicy,
+    pub(crate) key_lifetime_ms: i64,
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Inner;
+    fn deref(&self) -> &Inner {
+        &self.0
+    }
+}
+
+/// Milliseconds since the Unix epoch.
+pub(crate) fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+/// A bounded cache of store records by id, so the hot path (app lookup for the MAC, key lookup
+/// for the operation) does no database round trip. Every change made through this node updates
+/// or drops the entry. When full it is simply cleared: records are cheap to reload.
+pub(crate) struct RecordCache<T> {
+    map: RwLock<HashMap<String, Arc<T>>>,
+    capacity: usize,
+}
+
+impl<T> RecordCache<T> {
+    pub(crate) fn new(capacity: usize) -> Self {
+        Self {
+            map: RwLock::new(HashMap::new()),
+            capacity,
+        }
+    }
+
+    pub(crate) fn get(&self, id: &str) -> Option<Arc<T>> {
+        self.map
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(id)
+            .cloned()
+    }
+
+    pub(crate) fn put(&self, id: &str, record: Arc<T>) {
+        let mut map = self.map.write().unwrap_or_else(|p| p.into_inner());
+        if map.len() >= self.capacity {
+            map.clear();
+        }
+        map.insert(id.to_owned(), record);
+    }
+
+    pub(crate) fn forget(&self, id: &str) {
+        self.map
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(id);
+    }
+
+    pub(crate) fn forget_where(&self, pred: impl Fn(&T) -> bool) {
+        self.map
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|_, r| !pred(r));
+    }
+}

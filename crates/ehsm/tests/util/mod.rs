@@ -1,0 +1,172 @@
+//! The test harness: the real `ehsm serve` binary on a fresh data directory and a free port,
+//! and helpers to talk to it with the SDK or with raw, hand-signed HTTP requests.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failure report
+
+use std::io::{BufRead as _, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use aws_lc_rs::hmac;
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use ehsm_client::{Client, Credentials};
+use serde_json::{Map, Value, json};
+
+/// A running `ehsm serve`; stopped with SIGTERM when dropped.
+pub struct Server {
+    child: Child,
+    pub url: String,
+    pub data_dir: PathBuf,
+    _dir: Option<tempfile::TempDir>,
+    pub log: Arc<Mutex<String>>,
+}
+
+impl Server {
+    /// A server on a fresh data directory.
+    pub fn start(extra: &[&str]) -> Server {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().to_owned();
+        let mut s = Self::start_in(&path, extra);
+        s._dir = Some(dir);
+        s
+    }
+
+    /// A server on `data_dir` (kept after the server stops, for restart tests).
+    pub fn start_in(data_dir: &Path, extra: &[&str]) -> Server {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_ehsm"))
+            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(data_dir)
+            .args(extra)
+            .env("EHSM_LOG", "info")
+            .env_remove("EHSM_DATABASE")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stderr = BufReader::new(child.stderr.take().unwrap());
+        let log = Arc::new(Mutex::new(String::new()));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let log2 = Arc::clone(&log);
+        std::thread::spawn(move || {
+            for line in stderr.lines().map_while(Result::ok) {
+                if let Some(at) = line.find("listening on ") {
+                    let url = line[at + "listening on ".len()..].split_whitespace().next().unwrap().to_owned();
+                    let _ = tx.send(url.trim_end_matches("/ehsm").to_owned());
+                }
+                log2.lock().unwrap().push_str(&line);
+                log2.lock().unwrap().push('\n');
+            }
+        });
+        let url = match rx.recv_timeout(Duration::from_secs(30)) {
+            Ok(url) => url,
+            Err(_) => {
+                let _ = child.kill();
+                panic!("ehsm serve did not start:\n{}", log.lock().unwrap());
+            }
+        };
+        Server { child, url, data_dir: data_dir.to_owned(), _dir: None, log }
+    }
+
+    /// An SDK client (not enrolled).
+    pub fn client(&self) -> Client {
+        Client::builder(&self.url).danger_accept_invalid_certs(true).build().unwrap()
+    }
+
+    /// An SDK client of a freshly enrolled app.
+    pub async fn enrolled(&self) -> (Client, Credentials) {
+        let c = self.client();
+        let creds = c.enroll().await.unwrap();
+        (c.with_credentials(creds.clone()), creds)
+    }
+
+    /// Stops the server with SIGTERM and waits for it; returns its exit status.
+    pub fn stop(mut self) -> std::process::ExitStatus {
+        self.terminate()
+    }
+
+    fn terminate(&mut self) -> std::process::ExitStatus {
+        let _ = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
+        for _ in 0..200 {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return status;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.child.kill();
+        self.child.wait().unwrap()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            self.terminate();
+        }
+    }
+}
+
+pub fn now_ms() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as u64
+}
+
+/// A raw HTTP client that accepts ehsm's self-signed certificate.
+pub fn http() -> reqwest::Client {
+    reqwest::Client::builder().danger_accept_invalid_certs(true).build().unwrap()
+}
+
+/// A signed envelope for `payload`, as a client builds it (spec §2.3, §3).
+pub fn envelope(creds: &Credentials, payload: Option<Value>, timestamp: &str, nonce: Option<&str>) -> Map<String, Value> {
+    let mut body = Map::new();
+    body.insert("appid".into(), json!(creds.appid));
+    body.insert("timestamp".into(), json!(timestamp));
+    if let Some(n) = nonce {
+        body.insert("nonce".into(), json!(n));
+    }
+    if let Some(p) = payload {
+        body.insert("payload".into(), p);
+    }
+    let sign = sign(&creds.apikey, &ehsm_proto::canon::signing_string(&body));
+    body.insert("sign".into(), json!(sign));
+    body
+}
+
+pub fn sign(apikey: &str, canonical: &str) -> String {
+    STANDARD.encode(hmac::sign(&hmac::Key::new(hmac::HMAC_SHA256, apikey.as_bytes()), canonical.as_bytes()))
+}
+
+/// POSTs a JSON body to `?Action=`; returns (HTTP status, body).
+pub async fn post(url: &str, action: &str, body: &Value) -> (u16, Value) {
+    let r = http().post(format!("{url}/ehsm?Action={action}")).json(body).send().await.unwrap();
+    let status = r.status().as_u16();
+    let text = r.text().await.unwrap();
+    (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+}
+
+/// A signed POST with a fresh timestamp and nonce; returns the body.
+pub async fn call(url: &str, creds: &Credentials, action: &str, payload: Option<Value>) -> Value {
+    let nonce = format!("{}", rand_u64());
+    let body = envelope(creds, payload, &now_ms().to_string(), Some(&nonce));
+    let (status, body) = post(url, action, &Value::Object(body)).await;
+    assert_eq!(status, 200, "{body}");
+    body
+}
+
+/// Asserts an eHSM answer's code and message.
+#[track_caller]
+pub fn assert_code(body: &Value, code: i64, message: &str) {
+    assert_eq!(body["code"], json!(code), "{body}");
+    assert_eq!(body["message"], json!(message), "{body}");
+    assert!(body["result"].is_object(), "result must be an object: {body}");
+}
+
+pub fn rand_u64() -> u64 {
+    let mut b = [0u8; 8];
+    aws_lc_rs::rand::fill(&mut b).unwrap();
+    u64::from_le_bytes(b)
+}
+
+pub fn b64(b: &[u8]) -> String {
+    STANDARD.encode(b)
+}

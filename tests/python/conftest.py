@@ -1,0 +1,48 @@
+import os
+import re
+import subprocess
+import tempfile
+import threading
+
+import pytest
+import urllib3
+
+urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
+
+
+def _binary():
+    path = os.environ.get("EHSM_BIN")
+    if path:
+        return path
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    target = os.environ.get("CARGO_TARGET_DIR", os.path.join(root, "target"))
+    return os.path.join(target, "debug", "ehsm")
+
+
+@pytest.fixture(scope="session")
+def server():
+    """A real `ehsm serve` on a free port and a fresh data directory."""
+    binary = _binary()
+    if not os.path.exists(binary):
+        if os.environ.get("CI"):
+            pytest.fail(f"ehsm binary not found at {binary}; build it first (cargo build -p ehsm)")
+        pytest.skip(f"ehsm binary not found at {binary}; run `cargo build -p ehsm` first")
+    data = tempfile.mkdtemp(prefix="ehsm-py-")
+    proc = subprocess.Popen(
+        [binary, "serve", "--listen", "127.0.0.1:0", "--data-dir", data],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    url = None
+    for line in proc.stderr:
+        m = re.search(r"listening on (https://\S+)/ehsm", line)
+        if m:
+            url = m.group(1)
+            break
+    assert url, "ehsm serve did not start"
+    threading.Thread(target=lambda: [None for _ in proc.stderr], daemon=True).start()
+    # Clients verify the server against the self-signed certificate it generated, rather than
+    # turning verification off.
+    yield url, os.path.join(data, "tls-cert.pem")
+    proc.terminate()
+    proc.wait(timeout=30)
