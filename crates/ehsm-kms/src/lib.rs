@@ -29,6 +29,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use ehsm_proto::Action;
 use serde_json::{Map, Value, json};
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 
 pub use crate::enroll::EnrollMode;
 use crate::envelope::{Authenticated, Envelope};
@@ -48,6 +49,10 @@ pub(crate) fn app(state: AppState) -> Router {
         .route("/metrics", get(metrics::render))
         .fallback(ehsm)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        // Every answer carries an `x-request-id` (the client's, or a new UUID) that the request's
+        // log line repeats, so one request can be followed from client to server log.
+        .layer(PropagateRequestIdLayer::x_request_id())
+        .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
         .with_state(state)
 }
 
@@ -91,6 +96,10 @@ async fn ehsm(
     metrics::record(action, code, started.elapsed());
     // Debug level: one line per request at info would cost throughput under load.
     tracing::debug!(
+        request_id = headers
+            .get("x-request-id")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("-"),
         action = action.map_or("-", Action::as_str),
         code,
         micros = started.elapsed().as_micros() as u64,
@@ -137,20 +146,21 @@ async fn handle(
     }
     // 9. The app and its MAC. An unknown appid answers like a wrong MAC, so that appids cannot
     //    be probed (upstream answered differently, without a message).
-    let app = match state.apps.get(fresh.appid()) {
-        Some(app) => app,
+    let apikey = match state.apps.get(fresh.appid()) {
+        Some(apikey) => apikey,
         None => {
             let app = state
                 .store
                 .get_app(fresh.appid())
                 .await?
                 .ok_or_else(|| ApiError::bad_request("sign error"))?;
-            let app = std::sync::Arc::new(app);
-            state.apps.put(fresh.appid(), std::sync::Arc::clone(&app));
-            app
+            let apikey = std::sync::Arc::new(ehsm_core::KeyBlob::from_vec(app.apikey_blob));
+            state
+                .apps
+                .put(fresh.appid(), std::sync::Arc::clone(&apikey));
+            apikey
         }
     };
-    let blob = ehsm_core::KeyBlob::from_vec(app.apikey_blob.clone());
     // A body upstream's canonicaliser could not sign (an object with its own `toString` key)
     // cannot have a valid sign either.
     let signing_string = fresh
@@ -158,7 +168,7 @@ async fn handle(
         .ok_or_else(|| ApiError::bad_request("sign error"))?;
     let mac = state.core.verify_request_mac(
         fresh.appid(),
-        &blob,
+        &apikey,
         signing_string.as_bytes(),
         fresh.sign(),
     )?;

@@ -6,7 +6,8 @@ use std::sync::{Arc, RwLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use ehsm_core::Core;
-use ehsm_store::{AppRecord, Store};
+use ehsm_core::KeyBlob;
+use ehsm_store::Store;
 
 use crate::keys::Key;
 
@@ -21,7 +22,8 @@ pub(crate) struct Inner {
     pub(crate) core: Arc<Core>,
     pub(crate) store: Store,
     pub(crate) replay: ReplayCache,
-    pub(crate) apps: RecordCache<AppRecord>,
+    /// Each app's API-key blob, by appid.
+    pub(crate) apps: RecordCache<KeyBlob>,
     pub(crate) keys: RecordCache<Key>,
     pub(crate) enroll: EnrollPolicy,
     pub(crate) key_lifetime_ms: i64,

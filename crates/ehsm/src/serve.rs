@@ -69,22 +69,24 @@ pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
         database: args.database,
         key_lifetime: Duration::from_secs(args.key_lifetime_days.saturating_mul(86_400)),
     };
-    tokio::runtime::Builder::new_multi_thread().enable_all().build()?.block_on(server::run(config, shutdown_signal()))?;
+    tokio::runtime::Builder::new_multi_thread().enable_all().build()?.block_on(async {
+        // Handlers are installed before anything else, so a SIGTERM that comes right after the
+        // "listening" line shuts down gracefully instead of killing the process.
+        let shutdown = shutdown_signal()?;
+        server::run(config, shutdown).await
+    })?;
     Ok(ExitCode::SUCCESS)
 }
 
-/// Ctrl-C or SIGTERM.
-async fn shutdown_signal() {
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending().await,
+/// Completes on SIGTERM or SIGINT (Ctrl-C).
+fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()> + Send + 'static> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    Ok(async move {
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
         }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        () = term => {}
-    }
+    })
 }

@@ -296,6 +296,7 @@ async fn transport_level_oddities() {
     // Kubernetes probes: GET / answers HTTP 200.
     let r = http.get(format!("{}/", s.url)).send().await.unwrap();
     assert_eq!(r.status(), 200);
+    assert!(r.headers().get("x-request-id").is_some(), "every answer has a request id");
     assert_code(&r.json().await.unwrap(), 400, "Missing required parameters");
     // Invalid JSON, wrong content type, oversized body.
     let r = http

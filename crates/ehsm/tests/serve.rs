@@ -35,7 +35,9 @@ fn first_start_creates_the_domain_and_restart_unseals_it() {
     let log1 = first.log.lock().unwrap().clone();
     assert!(log1.contains("domain key created"), "{log1}");
     assert!(log1.contains("NO SECURITY"), "{log1}");
-    assert!(first.stop().success(), "SIGTERM must shut down cleanly");
+    let log = std::sync::Arc::clone(&first.log);
+    let status = first.stop();
+    assert!(status.success(), "SIGTERM must shut down cleanly: {status}\n{}", log.lock().unwrap());
     let second = Server::start_in(&data, &[]);
     let log2 = second.log.lock().unwrap().clone();
     assert!(log2.contains("domain key unsealed"), "{log2}");

@@ -1,6 +1,6 @@
 //! The test harness: the real `ehsm serve` binary on a fresh data directory and a free port,
 //! and helpers to talk to it with the SDK or with raw, hand-signed HTTP requests.
-#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failure report
+#![allow(dead_code, unreachable_pub, clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failure report
 
 use std::io::{BufRead as _, BufReader};
 use std::path::{Path, PathBuf};
