@@ -51,6 +51,7 @@ pub struct ClientBuilder {
     url: String,
     credentials: Option<Credentials>,
     accept_invalid_certs: bool,
+    ca_certificate: Option<Vec<u8>>,
     timeout: Option<Duration>,
 }
 
@@ -75,6 +76,19 @@ impl ClientBuilder {
         self
     }
 
+    /// Trusts the server certificate(s) in `pem`, and only those: the system's root certificates
+    /// are then not used. Meant for ehsm's generated self-signed certificate (the data
+    /// directory's `tls-cert.pem`) or a private CA; a PEM bundle of several certificates is
+    /// accepted. The server's name must still match the certificate (ehsm's is made for
+    /// `localhost` and `127.0.0.1`).
+    ///
+    /// Unlike [`ClientBuilder::danger_accept_invalid_certs`], this keeps the connection
+    /// authenticated. If both are set, `danger_accept_invalid_certs(true)` wins.
+    pub fn ca_certificate(mut self, pem: &[u8]) -> Self {
+        self.ca_certificate = Some(pem.to_vec());
+        self
+    }
+
     /// A limit on each whole request, from connecting to reading the answer. None by default.
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = Some(timeout);
@@ -90,8 +104,8 @@ impl ClientBuilder {
     /// # Errors
     ///
     /// [`Error::InvalidConfig`] for a URL that does not parse, is not `http`/`https`, or carries a
-    /// query or fragment, and for empty credentials; [`Error::Transport`] if the HTTP client
-    /// cannot be set up.
+    /// query or fragment, for empty credentials, and for a [`ClientBuilder::ca_certificate`]
+    /// without a valid PEM certificate; [`Error::Transport`] if the HTTP client cannot be set up.
     pub fn build(self) -> Result<Client> {
         let endpoint = endpoint(&self.url)?;
         if let Some(c) = &self.credentials
@@ -103,6 +117,9 @@ impl ClientBuilder {
         }
         let mut http =
             reqwest::Client::builder().tls_danger_accept_invalid_certs(self.accept_invalid_certs);
+        if let Some(pem) = &self.ca_certificate {
+            http = http.tls_certs_only(ca_certificates(pem)?);
+        }
         if let Some(t) = self.timeout {
             http = http.timeout(t);
         }
@@ -112,6 +129,19 @@ impl ClientBuilder {
             credentials: self.credentials.map(Arc::new),
         })
     }
+}
+
+/// The certificates of a PEM text, refusing text with none (reqwest would accept it and then
+/// trust nothing, so the mistake would only show as a TLS failure at the first call).
+fn ca_certificates(pem: &[u8]) -> Result<Vec<reqwest::Certificate>> {
+    let certs = reqwest::Certificate::from_pem_bundle(pem)
+        .map_err(|e| Error::InvalidConfig(format!("the CA certificate is not valid PEM: {e}")))?;
+    if certs.is_empty() {
+        return Err(Error::InvalidConfig(
+            "the CA certificate PEM holds no CERTIFICATE block".into(),
+        ));
+    }
+    Ok(certs)
 }
 
 /// `<base>/ehsm`, without doubling an `/ehsm` the caller already wrote.
@@ -158,6 +188,7 @@ impl Client {
             url: url.into(),
             credentials: None,
             accept_invalid_certs: false,
+            ca_certificate: None,
             timeout: None,
         }
     }
@@ -178,11 +209,19 @@ impl Client {
     ///
     /// As every call: see [`Error`].
     pub async fn enroll(&self) -> Result<Credentials> {
-        let reply = self.get(Action::Enroll).await?;
-        Ok(Credentials {
-            appid: reply.string("appid")?,
-            apikey: reply.string("apikey")?,
-        })
+        enrolled(self.get(Action::Enroll, None).await?)
+    }
+
+    /// As [`Client::enroll`], presenting the operator's enrollment token as
+    /// `Authorization: Bearer <token>`: an ehsm server that listens on a non-loopback address
+    /// only enrolls clients that have it (`ehsm serve --enroll token`, the token is printed at
+    /// the server's first start). Upstream eHSM-KMS ignores the header.
+    ///
+    /// # Errors
+    ///
+    /// As every call: see [`Error`]. A wrong or missing token is an [`Error::Api`] with code 400.
+    pub async fn enroll_with_token(&self, token: &str) -> Result<Credentials> {
+        enrolled(self.get(Action::Enroll, Some(token)).await?)
     }
 
     /// The server's version (`GET ?Action=GetVersion`, no authentication).
@@ -191,7 +230,7 @@ impl Client {
     ///
     /// As every call: see [`Error`].
     pub async fn get_version(&self) -> Result<Version> {
-        self.get(Action::GetVersion).await?.parse()
+        self.get(Action::GetVersion, None).await?.parse()
     }
 
     fn url(&self, action: Action) -> Url {
@@ -200,9 +239,12 @@ impl Client {
         url
     }
 
-    async fn get(&self, action: Action) -> Result<Reply> {
-        let response = self.http.get(self.url(action)).send().await?;
-        read_reply(action, response).await
+    async fn get(&self, action: Action, bearer: Option<&str>) -> Result<Reply> {
+        let mut request = self.http.get(self.url(action));
+        if let Some(token) = bearer {
+            request = request.bearer_auth(token);
+        }
+        read_reply(action, request.send().await?).await
     }
 
     /// Signs `payload` into an envelope, posts it, and returns the `result` of a code-200 answer.
@@ -218,6 +260,13 @@ impl Client {
         let response = self.http.post(self.url(action)).json(&body).send().await?;
         read_reply(action, response).await
     }
+}
+
+fn enrolled(reply: Reply) -> Result<Credentials> {
+    Ok(Credentials {
+        appid: reply.string("appid")?,
+        apikey: reply.string("apikey")?,
+    })
 }
 
 /// The request envelope of spec §2.3: `{appid, timestamp, nonce, payload, sign}`.

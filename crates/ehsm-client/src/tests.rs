@@ -523,6 +523,77 @@ async fn enroll_and_get_version_are_unsigned_gets() {
 }
 
 #[tokio::test]
+async fn enroll_with_token_sends_a_bearer_header() {
+    let enrolled = || {
+        (
+            "200 OK",
+            json!({"code": 200, "message": "successful", "result": {"appid": APPID, "apikey": APIKEY}})
+                .to_string(),
+        )
+    };
+    let (url, server) = fake_server(vec![enrolled(), enrolled()]).await;
+    let c = Client::builder(&url).build().unwrap();
+    assert_eq!(
+        c.enroll_with_token("ehsm-enroll-0123").await.unwrap(),
+        creds()
+    );
+    assert_eq!(c.enroll().await.unwrap(), creds());
+    let seen = server.await.unwrap();
+    assert_eq!(
+        (seen[0].method.as_str(), seen[0].target.as_str()),
+        ("GET", "/ehsm?Action=Enroll")
+    );
+    assert_eq!(
+        seen[0].header("authorization"),
+        Some("Bearer ehsm-enroll-0123")
+    );
+    assert!(seen[0].body.is_empty());
+    assert_eq!(
+        seen[1].header("authorization"),
+        None,
+        "plain enroll sends no token"
+    );
+}
+
+/// A self-signed P-256 certificate for `localhost` (openssl req -x509), only parsed here; the
+/// handshake against ehsm's own certificate is tested with the real server in
+/// `crates/ehsm/tests/sdk.rs`.
+const CERT_PEM: &str = "-----BEGIN CERTIFICATE-----
+MIIBlTCCATugAwIBAgIUI6lnQ6ltHP2JyNu+v307NXhOxXAwCgYIKoZIzj0EAwIw
+FDESMBAGA1UEAwwJZWhzbS10ZXN0MCAXDTI2MTEyOTAzMTExOFoYDzIxMjYxMTA1
+MDMxMTE4WjAUMRIwEAYDVQQDDAllaHNtLXRlc3QwWTATBgcqhkjOPQIBBggqhkjO
+PQMBBwNCAAQC2C70z4mpLRC3U+pxoSIMyEnktq3vAtuGBJoSgF1kPsg0qXBk8sc0
+oHgg43o1zuh3t1muBdWuUBymJ3YIm4uoo2kwZzAdBgNVHQ4EFgQU6IXJyaACnBn2
+YU1FMK4pdsKzBr8wHwYDVR0jBBgwFoAU6IXJyaACnBn2YU1FMK4pdsKzBr8wDwYD
+VR0TAQH/BAUwAwEB/zAUBgNVHREEDTALgglsb2NhbGhvc3QwCgYIKoZIzj0EAwID
+SAAwRQIhAM0lN8b5lM/MXoozc+sCe9imi7eTujCdzDUDvT59+YxqAiBKds57sEzN
+3Ox9p13riSiiDPUf+SSN6d40E/J47WJbIA==
+-----END CERTIFICATE-----
+";
+
+#[test]
+fn ca_certificate_takes_pem_certificates_only() {
+    let builder = || Client::builder("https://127.0.0.1:9000");
+    builder()
+        .ca_certificate(CERT_PEM.as_bytes())
+        .build()
+        .unwrap();
+    let bundle = format!("{CERT_PEM}{CERT_PEM}");
+    builder().ca_certificate(bundle.as_bytes()).build().unwrap();
+    for bad in [
+        &b""[..],
+        b"not a certificate",
+        b"-----BEGIN CERTIFICATE-----\n!!!!\n-----END CERTIFICATE-----\n",
+    ] {
+        let err = builder().ca_certificate(bad).build().unwrap_err();
+        assert!(
+            matches!(&err, Error::InvalidConfig(m) if m.contains("CA certificate")),
+            "{err}"
+        );
+    }
+}
+
+#[tokio::test]
 async fn error_answers_become_typed_errors() {
     let (url, server) = fake_server(vec![
         (

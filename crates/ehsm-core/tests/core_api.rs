@@ -613,7 +613,11 @@ mod byok {
         forged[20] = if forged[20] == b'A' { b'B' } else { b'A' };
         let forged = String::from_utf8(forged).unwrap();
         for t in [forged.as_str(), "", "AAAA", &p.token[..p.token.len() - 4]] {
-            assert_eq!(import(&c, t, NOW, &good).err(), Some(Error::InvalidImportToken), "{t}");
+            assert_eq!(
+                import(&c, t, NOW, &good).err(),
+                Some(Error::InvalidImportToken),
+                "{t}"
+            );
         }
         // Token and wrapping key for another keyid.
         let other = KeyContext { keyid: UKID, ..c };

@@ -95,6 +95,29 @@ pub async fn run(
     crate::metrics::init();
     let jobs = tokio::spawn(replay_jobs(state.clone()));
 
+    // TLS is set up before the "listening" line, so that a client reading that line finds the
+    // certificate in place.
+    let tls = if config.http {
+        None
+    } else {
+        let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+        let (cert, key) = crate::tls::files(
+            &config.data_dir,
+            config.tls_cert.as_deref(),
+            config.tls_key.as_deref(),
+        )?;
+        let tls = axum_server::tls_rustls::RustlsConfig::from_pem_file(&cert, &key)
+            .await
+            .with_context(|| {
+                format!(
+                    "loading the TLS certificate {} and key {}",
+                    cert.display(),
+                    key.display()
+                )
+            })?;
+        Some(tls)
+    };
+
     let listener = std::net::TcpListener::bind(config.listen)
         .with_context(|| format!("binding {}", config.listen))?;
     listener.set_nonblocking(true)?;
@@ -112,37 +135,25 @@ pub async fn run(
         started.elapsed().as_millis()
     );
     let app = crate::app(state.clone());
-    if config.http {
-        let listener = tokio::net::TcpListener::from_std(listener)?;
-        axum::serve(listener, app)
-            .with_graceful_shutdown(shutdown)
-            .await?;
-    } else {
-        let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
-        let (cert, key) = crate::tls::files(
-            &config.data_dir,
-            config.tls_cert.as_deref(),
-            config.tls_key.as_deref(),
-        )?;
-        let tls = axum_server::tls_rustls::RustlsConfig::from_pem_file(&cert, &key)
-            .await
-            .with_context(|| {
-                format!(
-                    "loading the TLS certificate {} and key {}",
-                    cert.display(),
-                    key.display()
-                )
-            })?;
-        let handle = axum_server::Handle::new();
-        let h = handle.clone();
-        tokio::spawn(async move {
-            shutdown.await;
-            h.graceful_shutdown(Some(Duration::from_secs(30)));
-        });
-        axum_server::from_tcp_rustls(listener, tls)?
-            .handle(handle)
-            .serve(app.into_make_service())
-            .await?;
+    match tls {
+        None => {
+            let listener = tokio::net::TcpListener::from_std(listener)?;
+            axum::serve(listener, app)
+                .with_graceful_shutdown(shutdown)
+                .await?;
+        }
+        Some(tls) => {
+            let handle = axum_server::Handle::new();
+            let h = handle.clone();
+            tokio::spawn(async move {
+                shutdown.await;
+                h.graceful_shutdown(Some(Duration::from_secs(30)));
+            });
+            axum_server::from_tcp_rustls(listener, tls)?
+                .handle(handle)
+                .serve(app.into_make_service())
+                .await?;
+        }
     }
     tracing::info!("shutting down: flushing the replay cache and closing the database");
     jobs.abort();

@@ -1,18 +1,32 @@
 //! `ehsm`: the KMS server and its tools, in one binary.
 //!
-//! Exit codes: 0 success, 1 the command failed (the message says why), 2 usage error (from clap).
+//! Exit codes: 0 success; 1 the command failed (one line on stderr says why and what to do
+//! next), or `ehsm verify` found the signature invalid; 2 usage error (from clap).
+//!
+//! `serve` is the server. Every other subcommand is a client of a running server, thin glue over
+//! the `ehsm-client` SDK (see `cli/`), and `bench` is a load generator built on the same SDK.
 #![forbid(unsafe_code)]
 
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod bench;
+mod cli;
 mod serve;
 
 /// ehsm: a key management service whose keys exist in plaintext only inside a trusted
 /// execution environment. Wire-compatible with Intel eHSM-KMS clients.
 #[derive(Parser)]
-#[command(name = "ehsm", version, about, long_about = None)]
+#[command(
+    name = "ehsm",
+    version,
+    about,
+    long_about = None,
+    after_help = "Exit codes: 0 success; 1 failure (the message says why), or 'ehsm verify' found \
+                  the signature invalid; 2 usage error.\nClient commands read the server URL and \
+                  credentials from flags, EHSM_* variables or the profile written by 'ehsm enroll'."
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -23,25 +37,33 @@ enum Command {
     /// Run the KMS: the eHSM REST API over HTTPS, on the data directory's sealed domain key and
     /// embedded SQLite database (created on first start).
     Serve(serve::Args),
+    #[command(flatten)]
+    Client(cli::Command),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // The server logs at info by default; client commands only when EHSM_LOG asks, so that a
+    // library's log line does not repeat the one-line error message.
+    let default_filter = match cli.command {
+        Command::Serve(_) => "info",
+        Command::Client(_) => "off",
+    };
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("EHSM_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter)),
         )
         .init();
-    let result = match cli.command {
-        Command::Serve(args) => serve::run(args),
-    };
-    match result {
-        Ok(code) => code,
-        Err(err) => {
-            eprintln!("ehsm: error: {err:#}");
-            ExitCode::FAILURE
-        }
+    match cli.command {
+        Command::Serve(args) => match serve::run(args) {
+            Ok(code) => code,
+            Err(err) => {
+                eprintln!("ehsm: error: {err:#}");
+                ExitCode::FAILURE
+            }
+        },
+        Command::Client(command) => cli::run(command),
     }
 }

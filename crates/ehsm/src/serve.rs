@@ -69,12 +69,15 @@ pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
         database: args.database,
         key_lifetime: Duration::from_secs(args.key_lifetime_days.saturating_mul(86_400)),
     };
-    tokio::runtime::Builder::new_multi_thread().enable_all().build()?.block_on(async {
-        // Handlers are installed before anything else, so a SIGTERM that comes right after the
-        // "listening" line shuts down gracefully instead of killing the process.
-        let shutdown = shutdown_signal()?;
-        server::run(config, shutdown).await
-    })?;
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?
+        .block_on(async {
+            // Handlers are installed before anything else, so a SIGTERM that comes right after the
+            // "listening" line shuts down gracefully instead of killing the process.
+            let shutdown = shutdown_signal()?;
+            server::run(config, shutdown).await
+        })?;
     Ok(ExitCode::SUCCESS)
 }
 

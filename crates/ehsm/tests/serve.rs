@@ -37,16 +37,26 @@ fn first_start_creates_the_domain_and_restart_unseals_it() {
     assert!(log1.contains("NO SECURITY"), "{log1}");
     let log = std::sync::Arc::clone(&first.log);
     let status = first.stop();
-    assert!(status.success(), "SIGTERM must shut down cleanly: {status}\n{}", log.lock().unwrap());
+    assert!(
+        status.success(),
+        "SIGTERM must shut down cleanly: {status}\n{}",
+        log.lock().unwrap()
+    );
     let second = Server::start_in(&data, &[]);
     let log2 = second.log.lock().unwrap().clone();
     assert!(log2.contains("domain key unsealed"), "{log2}");
     assert_eq!(fingerprint(&log1), fingerprint(&log2));
     for f in ["domain-keys.sealed", "sim-sealing.key", "tls-key.pem"] {
-        let mode = std::fs::metadata(data.join(f)).unwrap().permissions().mode();
+        let mode = std::fs::metadata(data.join(f))
+            .unwrap()
+            .permissions()
+            .mode();
         assert_eq!(mode & 0o777, 0o600, "{f}");
     }
-    assert_eq!(std::fs::metadata(&data).unwrap().permissions().mode() & 0o777, 0o700);
+    assert_eq!(
+        std::fs::metadata(&data).unwrap().permissions().mode() & 0o777,
+        0o700
+    );
 }
 
 #[test]
@@ -59,8 +69,16 @@ fn a_tampered_domain_key_refuses_to_start_and_is_left_alone() {
     std::fs::write(&sealed, &bytes).unwrap();
     let out = serve_fails(dir.path());
     assert_eq!(out.status.code(), Some(1));
-    assert!(stderr(&out).contains("Refusing to start"), "{}", stderr(&out));
-    assert_eq!(std::fs::read(&sealed).unwrap(), bytes, "the sealed file was replaced");
+    assert!(
+        stderr(&out).contains("Refusing to start"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(
+        std::fs::read(&sealed).unwrap(),
+        bytes,
+        "the sealed file was replaced"
+    );
 }
 
 #[test]
@@ -70,14 +88,22 @@ fn a_moved_data_dir_without_its_sealing_key_refuses_to_start() {
     std::fs::remove_file(dir.path().join("sim-sealing.key")).unwrap();
     let out = serve_fails(dir.path());
     assert_eq!(out.status.code(), Some(1));
-    assert!(stderr(&out).contains("another platform key"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("another platform key"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 #[test]
 fn an_unwritable_data_dir_is_a_clear_error() {
     let out = serve_fails(Path::new("/proc/ehsm-cannot-exist"));
     assert_eq!(out.status.code(), Some(1));
-    assert!(stderr(&out).contains("creating the data directory"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("creating the data directory"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 #[test]
@@ -91,5 +117,9 @@ fn a_taken_port_is_a_clear_error() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
-    assert!(stderr(&out).contains(&format!("binding {addr}")), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains(&format!("binding {addr}")),
+        "{}",
+        stderr(&out)
+    );
 }

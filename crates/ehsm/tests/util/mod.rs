@@ -51,12 +51,21 @@ impl Server {
         let log2 = Arc::clone(&log);
         std::thread::spawn(move || {
             for line in stderr.lines().map_while(Result::ok) {
+                // The line goes into the log before the URL is announced, so that a test that
+                // got the URL finds the start-up line in the log.
+                {
+                    let mut log = log2.lock().unwrap();
+                    log.push_str(&line);
+                    log.push('\n');
+                }
                 if let Some(at) = line.find("listening on ") {
-                    let url = line[at + "listening on ".len()..].split_whitespace().next().unwrap().to_owned();
+                    let url = line[at + "listening on ".len()..]
+                        .split_whitespace()
+                        .next()
+                        .unwrap()
+                        .to_owned();
                     let _ = tx.send(url.trim_end_matches("/ehsm").to_owned());
                 }
-                log2.lock().unwrap().push_str(&line);
-                log2.lock().unwrap().push('\n');
             }
         });
         let url = match rx.recv_timeout(Duration::from_secs(30)) {
@@ -66,12 +75,21 @@ impl Server {
                 panic!("ehsm serve did not start:\n{}", log.lock().unwrap());
             }
         };
-        Server { child, url, data_dir: data_dir.to_owned(), _dir: None, log }
+        Server {
+            child,
+            url,
+            data_dir: data_dir.to_owned(),
+            _dir: None,
+            log,
+        }
     }
 
     /// An SDK client (not enrolled).
     pub fn client(&self) -> Client {
-        Client::builder(&self.url).danger_accept_invalid_certs(true).build().unwrap()
+        Client::builder(&self.url)
+            .danger_accept_invalid_certs(true)
+            .build()
+            .unwrap()
     }
 
     /// An SDK client of a freshly enrolled app.
@@ -87,7 +105,9 @@ impl Server {
     }
 
     fn terminate(&mut self) -> std::process::ExitStatus {
-        let _ = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
         for _ in 0..200 {
             if let Ok(Some(status)) = self.child.try_wait() {
                 return status;
@@ -108,16 +128,27 @@ impl Drop for Server {
 }
 
 pub fn now_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as u64
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64
 }
 
 /// A raw HTTP client that accepts ehsm's self-signed certificate.
 pub fn http() -> reqwest::Client {
-    reqwest::Client::builder().danger_accept_invalid_certs(true).build().unwrap()
+    reqwest::Client::builder()
+        .danger_accept_invalid_certs(true)
+        .build()
+        .unwrap()
 }
 
 /// A signed envelope for `payload`, as a client builds it (spec §2.3, §3).
-pub fn envelope(creds: &Credentials, payload: Option<Value>, timestamp: &str, nonce: Option<&str>) -> Map<String, Value> {
+pub fn envelope(
+    creds: &Credentials,
+    payload: Option<Value>,
+    timestamp: &str,
+    nonce: Option<&str>,
+) -> Map<String, Value> {
     let mut body = Map::new();
     body.insert("appid".into(), json!(creds.appid));
     body.insert("timestamp".into(), json!(timestamp));
@@ -133,15 +164,26 @@ pub fn envelope(creds: &Credentials, payload: Option<Value>, timestamp: &str, no
 }
 
 pub fn sign(apikey: &str, canonical: &str) -> String {
-    STANDARD.encode(hmac::sign(&hmac::Key::new(hmac::HMAC_SHA256, apikey.as_bytes()), canonical.as_bytes()))
+    STANDARD.encode(hmac::sign(
+        &hmac::Key::new(hmac::HMAC_SHA256, apikey.as_bytes()),
+        canonical.as_bytes(),
+    ))
 }
 
 /// POSTs a JSON body to `?Action=`; returns (HTTP status, body).
 pub async fn post(url: &str, action: &str, body: &Value) -> (u16, Value) {
-    let r = http().post(format!("{url}/ehsm?Action={action}")).json(body).send().await.unwrap();
+    let r = http()
+        .post(format!("{url}/ehsm?Action={action}"))
+        .json(body)
+        .send()
+        .await
+        .unwrap();
     let status = r.status().as_u16();
     let text = r.text().await.unwrap();
-    (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(Value::String(text)),
+    )
 }
 
 /// A signed POST with a fresh timestamp and nonce; returns the body.
@@ -158,7 +200,10 @@ pub async fn call(url: &str, creds: &Credentials, action: &str, payload: Option<
 pub fn assert_code(body: &Value, code: i64, message: &str) {
     assert_eq!(body["code"], json!(code), "{body}");
     assert_eq!(body["message"], json!(message), "{body}");
-    assert!(body["result"].is_object(), "result must be an object: {body}");
+    assert!(
+        body["result"].is_object(),
+        "result must be an object: {body}"
+    );
 }
 
 pub fn rand_u64() -> u64 {

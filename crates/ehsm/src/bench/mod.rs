@@ -1,0 +1,585 @@
+//! `ehsm bench`: a load generator for a running server, in the manner of `vault-benchmark`.
+//!
+//! How it measures:
+//! - **Set-up.** It enrolls an app of its own (or uses the credentials given by flags or
+//!   `EHSM_*` variables, never the profile's) and creates the keys the actions need: one
+//!   AES-GCM-256 key (encrypt, decrypt, generate-data-key), one EC P-256 and one RSA-3072 signing
+//!   key. Keys it created are deleted at the end.
+//! - **Workers.** `--connections` workers each own an SDK `Client` built separately, so each keeps
+//!   its own keep-alive connection. Clones of one `Client` would share one pool: over plain HTTP
+//!   that also ends at one HTTP/1.1 connection per concurrent request, but over HTTPS the server
+//!   offers HTTP/2 and every clone would multiplex on a single connection, which measures
+//!   something else. Each request is signed afresh, with its own random nonce (spec §3.3).
+//! - **Timing.** Each action runs on its own, one after another: workers send requests
+//!   back-to-back (closed loop) for `--warmup` (not recorded: connections, TLS and caches warm
+//!   up) and then `--duration`. A request is recorded if it *started* in the measured window; its
+//!   latency is taken from just before the SDK call to just after the decoded answer, so it
+//!   includes signing, the network and the server. Each worker records into its own
+//!   [`hist::Histogram`] (log-linear buckets, ≤1.6% error) and error counter, merged at the end.
+//! - **Bounds.** At most 1024 workers, 1 hour per action and 10 minutes of warm-up; every
+//!   request times out after 10 s, so an action ends at most that long after its window.
+//! - **Results.** Per action: requests, errors by code, throughput (successful requests per
+//!   second of measured window), p50/p99/p99.9 and the maximum latency, and, when several actions
+//!   ran, each throughput as a ratio of `get-version`'s (the server's floor: routing and JSON,
+//!   no signature check, no key).
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use ehsm_client::{Client, DigestMode, Error, KeySpec, KeyUsage, MessageType, Origin, PaddingMode};
+
+use crate::cli::{CmdResult, ConnArgs, Failure, Session, output};
+
+mod hist;
+
+use hist::Histogram;
+
+/// The per-request limit, which also bounds how long an action can overrun its window.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+/// The data key length for generate-data-key (an AES-256 data key).
+const DATA_KEY_LEN: u32 = 32;
+
+#[derive(clap::Args)]
+#[command(
+    after_help = "Example: ehsm bench --url http://127.0.0.1:9000 --connections 64 \
+                  --duration 10s --action get-version --action encrypt --action sign-ec-p256\n\
+                  Run it on a test server: it enrolls an app (unless --appid and --apikey are \
+                  given) and creates keys, deleted at the end. It does not read the profile.\n\
+                  Exit codes: 0 every request succeeded; 1 some failed (the report counts them \
+                  by error) or the set-up failed; 2 usage error."
+)]
+pub(crate) struct Args {
+    #[command(flatten)]
+    pub(crate) conn: ConnArgs,
+
+    /// The operator's enrollment token, if the server requires one to enroll
+    #[arg(
+        long,
+        env = "EHSM_ENROLL_TOKEN",
+        hide_env_values = true,
+        value_name = "TOKEN"
+    )]
+    token: Option<String>,
+
+    /// Concurrent workers, each with its own connection (1 to 1024)
+    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u16).range(1..=1024))]
+    connections: u16,
+
+    /// How long each action is measured, e.g. 10s, 500ms, 2m (at most 1h)
+    #[arg(long, default_value = "10s", value_parser = measured_duration, value_name = "TIME")]
+    duration: Duration,
+
+    /// Load before each action's measurement, not recorded (at most 10m)
+    #[arg(long, default_value = "2s", value_parser = warmup_duration, value_name = "TIME")]
+    warmup: Duration,
+
+    /// What to measure; give it several times to run several actions one after another
+    #[arg(long = "action", value_enum, required = true, value_name = "ACTION")]
+    actions: Vec<Action>,
+
+    /// Plaintext bytes for encrypt and decrypt, message bytes for sign-* (1 to 6144)
+    #[arg(long, default_value_t = 1024, value_parser = clap::value_parser!(u32).range(1..=6144))]
+    size: u32,
+}
+
+/// A benchmarked action.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum Action {
+    /// GetVersion: no signature, no key; the server's floor
+    GetVersion,
+    /// Encrypt --size bytes with AES-GCM-256
+    Encrypt,
+    /// Decrypt a ciphertext of --size bytes (AES-GCM-256)
+    Decrypt,
+    /// Sign --size bytes with ECDSA P-256 and SHA-256
+    #[value(name = "sign-ec-p256")]
+    SignEcP256,
+    /// Sign --size bytes with RSA-3072, PKCS#1 v1.5 and SHA-256
+    #[value(name = "sign-rsa-3072")]
+    SignRsa3072,
+    /// GenerateDataKey of 32 bytes under AES-GCM-256
+    GenerateDataKey,
+}
+
+impl Action {
+    fn name(self) -> &'static str {
+        match self {
+            Action::GetVersion => "get-version",
+            Action::Encrypt => "encrypt",
+            Action::Decrypt => "decrypt",
+            Action::SignEcP256 => "sign-ec-p256",
+            Action::SignRsa3072 => "sign-rsa-3072",
+            Action::GenerateDataKey => "generate-data-key",
+        }
+    }
+}
+
+/// One request of an action, with everything prepared.
+enum Work {
+    GetVersion,
+    Encrypt {
+        keyid: String,
+        plaintext: Vec<u8>,
+    },
+    Decrypt {
+        keyid: String,
+        ciphertext: Vec<u8>,
+    },
+    Sign {
+        keyid: String,
+        padding: PaddingMode,
+        message: Vec<u8>,
+    },
+    GenerateDataKey {
+        keyid: String,
+    },
+}
+
+impl Work {
+    async fn once(&self, c: &Client) -> Result<(), Error> {
+        match self {
+            Work::GetVersion => c.get_version().await.map(drop),
+            Work::Encrypt { keyid, plaintext } => c.encrypt(keyid, plaintext, None).await.map(drop),
+            Work::Decrypt { keyid, ciphertext } => {
+                c.decrypt(keyid, ciphertext, None).await.map(drop)
+            }
+            Work::Sign {
+                keyid,
+                padding,
+                message,
+            } => c
+                .sign(
+                    keyid,
+                    DigestMode::Sha256,
+                    *padding,
+                    MessageType::Raw,
+                    message,
+                )
+                .await
+                .map(drop),
+            Work::GenerateDataKey { keyid } => c
+                .generate_data_key(keyid, DATA_KEY_LEN, None)
+                .await
+                .map(drop),
+        }
+    }
+}
+
+/// What one worker (or, merged, one action) saw in the measured window.
+#[derive(Default)]
+struct Stats {
+    latency: Histogram,
+    errors: BTreeMap<String, u64>,
+}
+
+impl Stats {
+    fn merge(&mut self, other: Stats) {
+        self.latency.merge(&other.latency);
+        for (k, n) in other.errors {
+            *self.errors.entry(k).or_default() += n;
+        }
+    }
+
+    fn error_count(&self) -> u64 {
+        self.errors.values().sum()
+    }
+}
+
+/// An action's result.
+struct Outcome {
+    action: Action,
+    stats: Stats,
+    window: Duration,
+}
+
+impl Outcome {
+    fn throughput(&self) -> f64 {
+        self.stats.latency.count() as f64 / self.window.as_secs_f64()
+    }
+}
+
+pub(crate) async fn run(s: &Session, args: &Args) -> CmdResult {
+    let mut actions = args.actions.clone();
+    actions.dedup();
+    let credentials = match &s.credentials {
+        Some(c) => c.clone(),
+        None => match &args.token {
+            Some(token) => s.client.enroll_with_token(token).await?,
+            None => s.client.enroll().await?,
+        },
+    };
+    let client_for = || {
+        s.builder()
+            .credentials(credentials.appid.clone(), credentials.apikey.clone())
+            .timeout(REQUEST_TIMEOUT)
+            .build()
+    };
+    let setup = client_for()?;
+    let mut keys = Keys::default();
+    let prepared = prepare(&setup, &actions, args.size, &mut keys).await;
+    let result = match prepared {
+        Ok(work) => measure_all(s, args, work, &client_for).await,
+        Err(e) => Err(e.into()),
+    };
+    for keyid in keys.created() {
+        if let Err(e) = setup.delete_key(&keyid).await {
+            eprintln!("ehsm: warning: could not delete the bench key {keyid}: {e}");
+        }
+    }
+    result
+}
+
+async fn measure_all(
+    s: &Session,
+    args: &Args,
+    work: Vec<(Action, Arc<Work>)>,
+    client_for: &dyn Fn() -> ehsm_client::Result<Client>,
+) -> CmdResult {
+    let clients = (0..args.connections)
+        .map(|_| client_for())
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut outcomes = Vec::new();
+    for (action, work) in work {
+        eprintln!(
+            "ehsm bench: {}: {} warm-up, {} measured, {} connections",
+            action.name(),
+            human(args.warmup),
+            human(args.duration),
+            clients.len()
+        );
+        let stats = measure(&clients, work, args.warmup, args.duration).await;
+        outcomes.push(Outcome {
+            action,
+            stats,
+            window: args.duration,
+        });
+    }
+    let header = format!(
+        "ehsm bench: {} ({}), {} connections, {} per action after {} warm-up, --size {}\n\n",
+        s.url,
+        match s.trust {
+            crate::cli::conn::Trust::Insecure => "TLS unverified",
+            _ if s.url.starts_with("http:") => "plain HTTP",
+            _ => "TLS",
+        },
+        args.connections,
+        human(args.duration),
+        human(args.warmup),
+        args.size
+    );
+    output::stdout(format!("{header}{}", report(&outcomes)).as_bytes())?;
+    let failed: u64 = outcomes.iter().map(|o| o.stats.error_count()).sum();
+    if failed > 0 {
+        return Err(Failure::Local(anyhow::anyhow!(
+            "{failed} requests failed (see 'errors in' above); the server log has details"
+        )));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The keys the actions need, created once.
+#[derive(Default)]
+struct Keys {
+    aes: Option<String>,
+    ec: Option<String>,
+    rsa: Option<String>,
+}
+
+impl Keys {
+    fn created(&self) -> Vec<String> {
+        [&self.aes, &self.ec, &self.rsa]
+            .into_iter()
+            .flatten()
+            .cloned()
+            .collect()
+    }
+
+    async fn get(
+        slot: &mut Option<String>,
+        c: &Client,
+        spec: KeySpec,
+        usage: KeyUsage,
+    ) -> Result<String, Error> {
+        if let Some(k) = slot {
+            return Ok(k.clone());
+        }
+        let k = c.create_key(spec, Origin::Internal, usage).await?;
+        *slot = Some(k.clone());
+        Ok(k)
+    }
+}
+
+async fn prepare(
+    c: &Client,
+    actions: &[Action],
+    size: u32,
+    keys: &mut Keys,
+) -> Result<Vec<(Action, Arc<Work>)>, Error> {
+    let mut message = vec![0u8; size as usize];
+    // Any bytes do; these differ per byte so that nothing compresses or caches them.
+    for (i, b) in message.iter_mut().enumerate() {
+        *b = (i as u8).wrapping_mul(151).wrapping_add(7);
+    }
+    let mut out = Vec::new();
+    for &action in actions {
+        let aes = KeySpec::AesGcm256;
+        let ed = KeyUsage::EncryptDecrypt;
+        let work = match action {
+            Action::GetVersion => Work::GetVersion,
+            Action::Encrypt => Work::Encrypt {
+                keyid: Keys::get(&mut keys.aes, c, aes, ed).await?,
+                plaintext: message.clone(),
+            },
+            Action::Decrypt => {
+                let keyid = Keys::get(&mut keys.aes, c, aes, ed).await?;
+                let ciphertext = c.encrypt(&keyid, &message, None).await?;
+                Work::Decrypt { keyid, ciphertext }
+            }
+            Action::SignEcP256 => Work::Sign {
+                keyid: Keys::get(&mut keys.ec, c, KeySpec::EcP256, KeyUsage::SignVerify).await?,
+                padding: PaddingMode::None,
+                message: message.clone(),
+            },
+            Action::SignRsa3072 => Work::Sign {
+                keyid: Keys::get(&mut keys.rsa, c, KeySpec::Rsa3072, KeyUsage::SignVerify).await?,
+                padding: PaddingMode::RsaPkcs1,
+                message: message.clone(),
+            },
+            Action::GenerateDataKey => Work::GenerateDataKey {
+                keyid: Keys::get(&mut keys.aes, c, aes, ed).await?,
+            },
+        };
+        out.push((action, Arc::new(work)));
+    }
+    Ok(out)
+}
+
+/// Runs one action on every client for `warmup + duration`, recording the measured window.
+async fn measure(
+    clients: &[Client],
+    work: Arc<Work>,
+    warmup: Duration,
+    duration: Duration,
+) -> Stats {
+    let from = Instant::now() + warmup;
+    let until = from + duration;
+    let tasks: Vec<_> = clients
+        .iter()
+        .map(|c| tokio::spawn(worker(c.clone(), Arc::clone(&work), from, until)))
+        .collect();
+    let mut total = Stats::default();
+    for task in tasks {
+        match task.await {
+            Ok(stats) => total.merge(stats),
+            Err(e) => {
+                *total
+                    .errors
+                    .entry(format!("worker failed: {e}"))
+                    .or_default() += 1;
+            }
+        }
+    }
+    total
+}
+
+/// Sends requests back to back until `until`; records those started from `from` on.
+async fn worker(client: Client, work: Arc<Work>, from: Instant, until: Instant) -> Stats {
+    let mut stats = Stats::default();
+    loop {
+        let start = Instant::now();
+        if start >= until {
+            break;
+        }
+        let result = work.once(&client).await;
+        if start < from {
+            continue;
+        }
+        match result {
+            Ok(()) => {
+                let micros = u64::try_from(start.elapsed().as_micros()).unwrap_or(u64::MAX);
+                stats.latency.record(micros);
+            }
+            Err(e) => *stats.errors.entry(error_key(&e)).or_default() += 1,
+        }
+    }
+    stats
+}
+
+/// Errors are counted by eHSM code and message, or by kind of network failure.
+fn error_key(e: &Error) -> String {
+    match e {
+        Error::Api { code, message } => format!("{code} {message}"),
+        Error::Transport(t) if t.is_timeout() => "timeout".into(),
+        Error::Transport(t) if t.is_connect() => "connect failed".into(),
+        Error::Transport(_) => "transport".into(),
+        Error::Decode(_) => "undecodable answer".into(),
+        _ => "other".into(),
+    }
+}
+
+/// The result table and the error breakdown.
+fn report(outcomes: &[Outcome]) -> String {
+    let baseline = outcomes
+        .iter()
+        .find(|o| o.action == Action::GetVersion)
+        .map(Outcome::throughput)
+        .filter(|t| *t > 0.0 && outcomes.len() > 1);
+    let mut out = format!(
+        "{:<18} {:>9} {:>7} {:>10} {:>9} {:>9} {:>9} {:>9}",
+        "action", "requests", "errors", "req/s", "p50", "p99", "p99.9", "max"
+    );
+    if baseline.is_some() {
+        out.push_str("  vs get-version");
+    }
+    out.push('\n');
+    for o in outcomes {
+        let h = &o.stats.latency;
+        let _ = write!(
+            out,
+            "{:<18} {:>9} {:>7} {:>10.1} {:>9} {:>9} {:>9} {:>9}",
+            o.action.name(),
+            h.count() + o.stats.error_count(),
+            o.stats.error_count(),
+            o.throughput(),
+            micros(h.quantile(0.50)),
+            micros(h.quantile(0.99)),
+            micros(h.quantile(0.999)),
+            micros(h.max()),
+        );
+        if let Some(base) = baseline {
+            let _ = write!(out, "  {:>14.2}", o.throughput() / base);
+        }
+        out.push('\n');
+    }
+    for o in outcomes.iter().filter(|o| !o.stats.errors.is_empty()) {
+        let list: Vec<String> = o
+            .stats
+            .errors
+            .iter()
+            .map(|(k, n)| format!("{n} × {k}"))
+            .collect();
+        let _ = writeln!(out, "errors in {}: {}", o.action.name(), list.join("; "));
+    }
+    out
+}
+
+/// A latency for the table.
+fn micros(us: u64) -> String {
+    match us {
+        0..1_000 => format!("{us}µs"),
+        1_000..1_000_000 => format!("{:.2}ms", us as f64 / 1e3),
+        _ => format!("{:.2}s", us as f64 / 1e6),
+    }
+}
+
+/// A duration as the user would write it.
+fn human(d: Duration) -> String {
+    if d.subsec_millis() == 0 {
+        format!("{}s", d.as_secs())
+    } else {
+        format!("{}ms", d.as_millis())
+    }
+}
+
+/// `10s`, `500ms`, `2m`, `1h` or a bare number of seconds.
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    let t = text.trim();
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (number, unit) = t.split_at(split);
+    let bad = || format!("{text:?} is not a duration like 10s, 500ms or 2m");
+    let n: f64 = number.parse().map_err(|_| bad())?;
+    let secs = match unit {
+        "" | "s" => n,
+        "ms" => n / 1e3,
+        "m" | "min" => n * 60.0,
+        "h" => n * 3600.0,
+        _ => return Err(bad()),
+    };
+    Duration::try_from_secs_f64(secs).map_err(|_| bad())
+}
+
+fn measured_duration(text: &str) -> Result<Duration, String> {
+    let d = parse_duration(text)?;
+    if d.is_zero() || d > Duration::from_secs(3600) {
+        return Err("the duration must be more than 0 and at most 1h".into());
+    }
+    Ok(d)
+}
+
+fn warmup_duration(text: &str) -> Result<Duration, String> {
+    let d = parse_duration(text)?;
+    if d > Duration::from_secs(600) {
+        return Err("the warm-up must be at most 10m".into());
+    }
+    Ok(d)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("10s"), Ok(Duration::from_secs(10)));
+        assert_eq!(parse_duration("10"), Ok(Duration::from_secs(10)));
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("1.5s"), Ok(Duration::from_millis(1500)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert_eq!(parse_duration("1h"), Ok(Duration::from_secs(3600)));
+        for bad in ["", "s", "10x", "-1s", "1e3s", "ten"] {
+            assert!(parse_duration(bad).is_err(), "{bad}");
+        }
+        assert!(measured_duration("0s").is_err());
+        assert!(measured_duration("2h").is_err());
+        assert_eq!(warmup_duration("0"), Ok(Duration::ZERO));
+        assert!(warmup_duration("11m").is_err());
+        assert_eq!(human(Duration::from_secs(5)), "5s");
+        assert_eq!(human(Duration::from_millis(1500)), "1500ms");
+    }
+
+    #[test]
+    fn report_shows_ratios_and_errors() {
+        let outcome = |action, n: u64, errors: &[(&str, u64)]| {
+            let mut stats = Stats::default();
+            for i in 0..n {
+                stats.latency.record(1000 + i);
+            }
+            for (k, c) in errors {
+                stats.errors.insert((*k).to_owned(), *c);
+            }
+            Outcome {
+                action,
+                stats,
+                window: Duration::from_secs(1),
+            }
+        };
+        let text = report(&[
+            outcome(Action::GetVersion, 1000, &[]),
+            outcome(Action::Encrypt, 500, &[("400 keyid error", 2)]),
+        ]);
+        let lines: Vec<&str> = text.lines().collect();
+        assert!(lines[0].ends_with("vs get-version"), "{text}");
+        assert!(
+            lines[1].starts_with("get-version") && lines[1].ends_with("1.00"),
+            "{text}"
+        );
+        assert!(
+            lines[2].contains(" 502 ") && lines[2].ends_with("0.50"),
+            "{text}"
+        );
+        assert_eq!(lines[3], "errors in encrypt: 2 × 400 keyid error");
+        // One action: no ratio column.
+        let single = report(&[outcome(Action::Encrypt, 10, &[])]);
+        assert!(!single.contains("vs get-version"));
+        assert_eq!(micros(999), "999µs");
+        assert_eq!(micros(2_500), "2.50ms");
+        assert_eq!(micros(1_500_000), "1.50s");
+    }
+}

@@ -1,0 +1,745 @@
+//! The client commands as a user runs them: the real `ehsm` binary against a real `ehsm serve`,
+//! with a fresh HOME (so a fresh profile) per test and an empty environment otherwise.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failure report
+
+mod util;
+
+use std::borrow::BorrowMut;
+use std::io::Write as _;
+use std::os::unix::fs::PermissionsExt as _;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use serde_json::Value;
+use util::Server;
+
+/// The binary with a private HOME, pointed at a server by `EHSM_URL` and `EHSM_CA_CERT`.
+struct Cli {
+    home: tempfile::TempDir,
+    url: String,
+    ca: PathBuf,
+}
+
+impl Cli {
+    fn new(server: &Server) -> Cli {
+        Cli {
+            home: tempfile::tempdir().unwrap(),
+            url: server.url.clone(),
+            ca: server_cert(server),
+        }
+    }
+
+    fn profile(&self) -> PathBuf {
+        self.home.path().join(".config/ehsm/profile.json")
+    }
+
+    fn file(&self, name: &str) -> PathBuf {
+        self.home.path().join(name)
+    }
+
+    /// The command with only HOME set: no server, no credentials.
+    fn bare(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_ehsm"));
+        c.args(args).env_clear().env("HOME", self.home.path());
+        c
+    }
+
+    /// The command aimed at the test server.
+    fn cmd(&self, args: &[&str]) -> Command {
+        let mut c = self.bare(args);
+        c.env("EHSM_URL", &self.url).env("EHSM_CA_CERT", &self.ca);
+        c
+    }
+
+    /// Runs `args` with `stdin`.
+    fn run_with(&self, mut c: impl BorrowMut<Command>, stdin: &[u8]) -> Output {
+        let mut child = c
+            .borrow_mut()
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut input = child.stdin.take().unwrap();
+        let data = stdin.to_vec();
+        let writer = std::thread::spawn(move || {
+            let _ = input.write_all(&data);
+        });
+        let out = child.wait_with_output().unwrap();
+        writer.join().unwrap();
+        out
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        self.run_with(self.cmd(args), b"")
+    }
+
+    /// Runs `args`, asserts success, returns stdout.
+    #[track_caller]
+    fn ok(&self, args: &[&str]) -> Vec<u8> {
+        let out = self.run(args);
+        assert_success(&out, args);
+        out.stdout
+    }
+
+    #[track_caller]
+    fn ok_text(&self, args: &[&str]) -> String {
+        String::from_utf8(self.ok(args)).unwrap()
+    }
+
+    /// Enrolls (writing the profile) and returns the appid.
+    fn enroll(&self) -> String {
+        let out = self.ok_text(&["enroll"]);
+        line_value(&out, "appid: ")
+    }
+
+    fn create(&self, args: &[&str]) -> String {
+        let mut all = vec!["key", "create"];
+        all.extend_from_slice(args);
+        let keyid = self.ok_text(&all).trim().to_owned();
+        assert_eq!(keyid.len(), 36, "{keyid}");
+        keyid
+    }
+}
+
+/// The server's generated certificate. `ehsm serve` prints its address before it writes the
+/// certificate (ehsm-kms `server::run` binds, logs, then calls `tls::files`), so wait for it.
+fn server_cert(server: &Server) -> PathBuf {
+    let path = server.data_dir.join("tls-cert.pem");
+    for _ in 0..200 {
+        if std::fs::read_to_string(&path).is_ok_and(|pem| pem.contains("-----END CERTIFICATE-----"))
+        {
+            return path;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(25));
+    }
+    panic!("{} was not written", path.display());
+}
+
+#[track_caller]
+fn assert_success(out: &Output, args: &[&str]) {
+    assert!(
+        out.status.success(),
+        "ehsm {args:?} failed: {:?}\nstderr: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Asserts a failure with exit code 1 and one `ehsm: ` line on stderr containing every hint.
+#[track_caller]
+fn assert_fails(out: &Output, hints: &[&str]) -> String {
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(1), "stderr: {stderr}");
+    assert!(stderr.starts_with("ehsm: "), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "one line: {stderr}");
+    for hint in hints {
+        assert!(stderr.contains(hint), "{hint:?} not in {stderr}");
+    }
+    stderr
+}
+
+fn line_value(text: &str, prefix: &str) -> String {
+    text.lines()
+        .find_map(|l| l.strip_prefix(prefix))
+        .unwrap_or_else(|| panic!("no {prefix:?} line in {text}"))
+        .to_owned()
+}
+
+fn random(n: usize) -> Vec<u8> {
+    let mut b = vec![0u8; n];
+    aws_lc_rs::rand::fill(&mut b).unwrap();
+    b
+}
+
+fn list_json(cli: &Cli) -> Vec<Value> {
+    serde_json::from_slice::<Value>(&cli.ok(&["key", "list", "--json"]))
+        .unwrap()
+        .as_array()
+        .unwrap()
+        .clone()
+}
+
+fn mode(path: &Path) -> u32 {
+    std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+}
+
+#[test]
+fn enroll_writes_a_private_profile_that_later_commands_use() {
+    let s = Server::start(&[]);
+    let cli = Cli::new(&s);
+    let ca = cli.ca.to_str().unwrap().to_owned();
+    // The URL and CA certificate from flags, so the profile has to remember them.
+    let out = cli.run_with(
+        cli.bare(&["enroll", "--url", &s.url, "--ca-cert", &ca]),
+        b"",
+    );
+    assert_success(&out, &["enroll"]);
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let appid = line_value(&stdout, "appid: ");
+    assert_eq!(
+        line_value(&stdout, "profile: "),
+        cli.profile().display().to_string()
+    );
+
+    assert_eq!(mode(&cli.profile()), 0o600, "the profile holds the apikey");
+    assert_eq!(mode(cli.profile().parent().unwrap()), 0o700);
+    let profile: Value = serde_json::from_slice(&std::fs::read(cli.profile()).unwrap()).unwrap();
+    assert_eq!(profile["appid"], appid.as_str());
+    assert_eq!(profile["url"], s.url.as_str());
+    assert_eq!(profile["ca_cert"], ca.as_str());
+    let apikey = profile["apikey"].as_str().unwrap().to_owned();
+    assert_eq!(apikey.len(), 32);
+    assert!(
+        !stdout.contains(&apikey),
+        "the apikey is printed only on request"
+    );
+
+    // Only HOME: URL, trust and credentials all come from the profile.
+    let out = cli.run_with(cli.bare(&["key", "list", "--json"]), b"");
+    assert_success(&out, &["key", "list"]);
+    assert_eq!(
+        serde_json::from_slice::<Value>(&out.stdout).unwrap(),
+        Value::Array(vec![])
+    );
+
+    // Enrolling again would lose the apikey: refused unless forced.
+    let out = cli.run(&["enroll"]);
+    assert_fails(&out, &["already exists", "--force"]);
+    let forced = cli.ok_text(&["enroll", "--force", "--print-apikey"]);
+    let profile: Value = serde_json::from_slice(&std::fs::read(cli.profile()).unwrap()).unwrap();
+    assert_eq!(
+        line_value(&forced, "apikey: "),
+        profile["apikey"].as_str().unwrap()
+    );
+    assert_ne!(line_value(&forced, "appid: "), appid);
+    assert_eq!(mode(&cli.profile()), 0o600);
+}
+
+#[test]
+fn enroll_presents_the_operators_token() {
+    let s = Server::start(&["--enroll", "token"]);
+    let log = s.log.lock().unwrap().clone();
+    let token = log
+        .lines()
+        .find_map(|l| l.split("Bearer <token>'): ").nth(1))
+        .expect("the server prints its enrollment token")
+        .trim()
+        .to_owned();
+    let cli = Cli::new(&s);
+    assert_fails(&cli.run(&["enroll"]), &["--token", "EHSM_ENROLL_TOKEN"]);
+    assert_fails(&cli.run(&["enroll", "--token", "wrong"]), &["--token"]);
+    assert!(!cli.profile().exists());
+    let out = cli.run_with(cli.cmd(&["enroll"]).env("EHSM_ENROLL_TOKEN", &token), b"");
+    assert_success(&out, &["enroll"]);
+    cli.ok(&["key", "list"]);
+}
+
+#[test]
+fn keys_are_created_listed_disabled_enabled_and_deleted() {
+    let s = Server::start(&[]);
+    let cli = Cli::new(&s);
+    cli.enroll();
+    let aes = cli.create(&["--spec", "EH_AES_GCM_256"]);
+    let ec = cli.create(&["--spec", "ec-p256"]);
+    let rsa = cli.create(&["--spec", "rsa-2048", "--usage", "encrypt-decrypt"]);
+    let sm4 = cli.create(&["--spec", "SM4-CBC", "--origin", "external"]);
+
+    let table = cli.ok_text(&["key", "list"]);
+    assert!(table.starts_with("KEYID"), "{table}");
+    for (keyid, spec) in [
+        (&aes, "EH_AES_GCM_256"),
+        (&ec, "EH_EC_P256"),
+        (&rsa, "EH_RSA_2048"),
+        (&sm4, "EH_SM4_CBC"),
+    ] {
+        let row = table
+            .lines()
+            .find(|l| l.starts_with(keyid.as_str()))
+            .unwrap();
+        assert!(row.contains(spec) && row.contains("enabled"), "{row}");
+    }
+    let keys = list_json(&cli);
+    assert_eq!(keys.len(), 4);
+    let ec_item = keys.iter().find(|k| k["keyid"] == ec.as_str()).unwrap();
+    assert_eq!(ec_item["keyspec"], "EH_EC_P256");
+    assert_eq!(ec_item["keyState"], 1);
+    assert!(ec_item["expireTime"].as_i64() > ec_item["creationDate"].as_i64());
+
+    // The default usages: EC signs, so it cannot encrypt; RSA was asked to encrypt.
+    assert_eq!(
+        cli.ok_text(&["key", "disable", &aes]).trim(),
+        format!("disabled {aes}")
+    );
+    let row = cli.ok_text(&["key", "list"]);
+    assert!(
+        row.lines()
+            .any(|l| l.starts_with(aes.as_str()) && l.contains("disabled")),
+        "{row}"
+    );
+    let out = cli.run_with(cli.cmd(&["encrypt", "--key", &aes, "--base64"]), b"x");
+    assert_fails(&out, &["keyid is disabled", "ehsm key enable"]);
+    cli.ok(&["key", "enable", &aes]);
+    cli.ok(&["key", "enable", &aes]); // idempotent
+    let out = cli.run_with(cli.cmd(&["encrypt", "--key", &aes, "--base64"]), b"x");
+    assert_success(&out, &["encrypt"]);
+
+    assert_eq!(
+        cli.ok_text(&["key", "delete", &ec]).trim(),
+        format!("deleted {ec}")
+    );
+    assert!(list_json(&cli).iter().all(|k| k["keyid"] != ec.as_str()));
+    assert_fails(
+        &cli.run(&["key", "delete", &ec]),
+        &["no key", "ehsm key list"],
+    );
+
+    // Usage errors are clap's: exit code 2 with the valid names.
+    let out = cli.run(&["key", "create", "--spec", "aes-256"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("aes-gcm-256"));
+    assert_fails(
+        &cli.run(&["key", "create", "--spec", "ec-p256", "--origin", "external"]),
+        &["AES and SM4"],
+    );
+}
+
+#[test]
+fn encrypt_and_decrypt_round_trip_binary_data_through_files_and_pipes() {
+    let s = Server::start(&[]);
+    let cli = Cli::new(&s);
+    cli.enroll();
+    let key = cli.create(&["--spec", "aes-gcm-256"]);
+    let mut data = random(6144);
+    data[..4].copy_from_slice(b"\0\n\r\xff");
+
+    // Files, with aad.
+    let (pt, ct, back) = (cli.file("pt"), cli.file("ct"), cli.file("back"));
+    std::fs::write(&pt, &data).unwrap();
+    let p = |p: &PathBuf| p.to_str().unwrap().to_owned();
+    cli.ok(&[
+        "encrypt",
+        "--key",
+        &key,
+        "--aad",
+        "ctx",
+        "--in",
+        &p(&pt),
+        "--out",
+        &p(&ct),
+    ]);
+    assert_ne!(std::fs::read(&ct).unwrap(), data);
+    cli.ok(&[
+        "decrypt",
+        "--key",
+        &key,
+        "--aad",
+        "ctx",
+        "--in",
+        &p(&ct),
+        "--out",
+        &p(&back),
+    ]);
+    assert_eq!(std::fs::read(&back).unwrap(), data);
+    assert_eq!(mode(&back), 0o600, "decrypted output is private");
+
+    // stdin to stdout, raw bytes.
+    let out = cli.run_with(cli.cmd(&["encrypt", "--key", &key]), &data);
+    assert_success(&out, &["encrypt"]);
+    let ciphertext = out.stdout;
+    let out = cli.run_with(
+        cli.cmd(&["decrypt", "--key", &key, "--in", "-"]),
+        &ciphertext,
+    );
+    assert_success(&out, &["decrypt"]);
+    assert_eq!(out.stdout, data);
+
+    // base64 text both ways.
+    let out = cli.run_with(cli.cmd(&["encrypt", "--key", &key, "--base64"]), b"hello");
+    assert_success(&out, &["encrypt"]);
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.ends_with('\n'));
+    STANDARD.decode(text.trim()).unwrap();
+    let out = cli.run_with(
+        cli.cmd(&["decrypt", "--key", &key, "--base64"]),
+        text.as_bytes(),
+    );
+    assert_success(&out, &["decrypt"]);
+    assert_eq!(out.stdout, b"hello");
+
+    // Wrong aad, too much data, nothing at all.
+    let out = cli.run_with(
+        cli.cmd(&["decrypt", "--key", &key, "--aad", "other"]),
+        &ciphertext,
+    );
+    assert_fails(&out, &["Decryption failed", "--aad"]);
+    let out = cli.run_with(cli.cmd(&["encrypt", "--key", &key]), &random(6145));
+    assert_fails(&out, &["6144", "ehsm datakey"]);
+    assert_fails(&cli.run(&["encrypt", "--key", &key]), &["empty"]);
+}
+
+#[test]
+fn sign_and_verify_exit_0_for_valid_and_1_for_invalid() {
+    let s = Server::start(&[]);
+    let cli = Cli::new(&s);
+    cli.enroll();
+    let ec = cli.create(&["--spec", "ec-p256"]);
+    let rsa = cli.create(&["--spec", "rsa-3072"]);
+    let msg = cli.file("msg");
+    let sig = cli.file("sig");
+    std::fs::write(&msg, random(1000)).unwrap();
+    let (msg_s, sig_s) = (msg.to_str().unwrap(), sig.to_str().unwrap());
+
+    cli.ok(&["sign", "--key", &ec, "--in", msg_s, "--out", sig_s]);
+    let verify = cli.run(&["verify", "--key", &ec, "--in", msg_s, "--signature", sig_s]);
+    assert_eq!(verify.status.code(), Some(0));
+    assert_eq!(verify.stdout, b"valid\n");
+
+    let other = cli.file("other");
+    std::fs::write(&other, b"a different message").unwrap();
+    let args = [
+        "verify",
+        "--key",
+        &ec,
+        "--in",
+        other.to_str().unwrap(),
+        "--signature",
+        sig_s,
+    ];
+    let verify = cli.run(&args);
+    assert_eq!(verify.status.code(), Some(1));
+    assert_eq!(verify.stdout, b"invalid\n");
+    assert!(verify.stderr.is_empty());
+
+    // RSA-PSS over a digest, signature as base64 through stdout.
+    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA384, b"payload");
+    std::fs::write(&msg, digest.as_ref()).unwrap();
+    let common = [
+        "--key",
+        &rsa,
+        "--padding",
+        "pss",
+        "--digest",
+        "sha384",
+        "--prehashed",
+        "--base64",
+    ];
+    let mut sign_args = vec!["sign", "--in", msg_s];
+    sign_args.extend_from_slice(&common);
+    std::fs::write(&sig, cli.ok(&sign_args)).unwrap();
+    assert_eq!(
+        STANDARD
+            .decode(std::fs::read_to_string(&sig).unwrap().trim())
+            .unwrap()
+            .len(),
+        384
+    );
+    let mut verify_args = vec!["verify", "--in", msg_s, "--signature", sig_s];
+    verify_args.extend_from_slice(&common);
+    assert_eq!(cli.ok_text(&verify_args), "valid\n");
+    // Same signature, PKCS#1 v1.5 instead of PSS: not a match.
+    let mut wrong = verify_args.clone();
+    let pss = wrong.iter().position(|a| *a == "pss").unwrap();
+    wrong[pss] = "pkcs1";
+    assert_eq!(cli.run(&wrong).status.code(), Some(1));
+
+    assert_fails(
+        &cli.run(&["sign", "--key", &rsa, "--padding", "none", "--in", msg_s]),
+        &["the server refused"],
+    );
+}
+
+#[test]
+fn datakey_prints_json_whose_ciphertext_decrypts_to_the_plaintext() {
+    let s = Server::start(&[]);
+    let cli = Cli::new(&s);
+    cli.enroll();
+    let key = cli.create(&["--spec", "aes-gcm-128"]);
+    let dk: Value =
+        serde_json::from_slice(&cli.ok(&["datakey", "--key", &key, "--len", "32", "--aad", "ctx"]))
+            .unwrap();
+    assert_eq!(dk["keyid"], key.as_str());
+    let plaintext = STANDARD.decode(dk["plaintext"].as_str().unwrap()).unwrap();
+    assert_eq!(plaintext.len(), 32);
+    let ciphertext = STANDARD.decode(dk["ciphertext"].as_str().unwrap()).unwrap();
+    let out = cli.run_with(
+        cli.cmd(&["decrypt", "--key", &key, "--aad", "ctx"]),
+        &ciphertext,
+    );
+    assert_success(&out, &["decrypt"]);
+    assert_eq!(out.stdout, plaintext);
+
+    let only: Value = serde_json::from_slice(&cli.ok(&[
+        "datakey",
+        "--key",
+        &key,
+        "--len",
+        "16",
+        "--no-plaintext",
+    ]))
+    .unwrap();
+    assert!(only.get("plaintext").is_none());
+    let text = only["ciphertext"].as_str().unwrap().to_owned() + "\n";
+    let out = cli.run_with(
+        cli.cmd(&["decrypt", "--key", &key, "--base64"]),
+        text.as_bytes(),
+    );
+    assert_success(&out, &["decrypt"]);
+    assert_eq!(out.stdout.len(), 16);
+
+    assert_eq!(
+        cli.run(&["datakey", "--key", &key, "--len", "0"])
+            .status
+            .code(),
+        Some(2)
+    );
+}
+
+#[test]
+fn pubkey_prints_a_pem_that_openssl_reads() {
+    let s = Server::start(&[]);
+    let cli = Cli::new(&s);
+    cli.enroll();
+    let ec = cli.create(&["--spec", "ec-p384"]);
+    let rsa = cli.create(&["--spec", "rsa-2048"]);
+    let pem = cli.ok(&["pubkey", &ec]);
+    assert!(pem.starts_with(b"-----BEGIN PUBLIC KEY-----\n"));
+    assert!(pem.ends_with(b"-----END PUBLIC KEY-----\n"));
+    let key = openssl::pkey::PKey::public_key_from_pem(&pem).unwrap();
+    assert_eq!(key.bits(), 384);
+    let pem = cli.ok(&["pubkey", &rsa]);
+    assert!(pem.starts_with(b"-----BEGIN RSA PUBLIC KEY-----\n"));
+    assert_eq!(
+        openssl::rsa::Rsa::public_key_from_pem_pkcs1(&pem)
+            .unwrap()
+            .size(),
+        256
+    );
+}
+
+#[test]
+fn import_brings_your_own_key_and_it_encrypts() {
+    let s = Server::start(&[]);
+    let cli = Cli::new(&s);
+    cli.enroll();
+    for (spec, len, extra) in [
+        ("aes-gcm-256", 32, &[][..]),
+        (
+            "aes-gcm-128",
+            16,
+            &["--padding", "pkcs1", "--wrapping-spec", "rsa-2048"][..],
+        ),
+        ("sm4-ctr", 16, &["--wrapping-spec", "EH_RSA_4096"][..]),
+    ] {
+        let key = cli.create(&["--spec", spec, "--origin", "external"]);
+        // Not usable before the import.
+        let out = cli.run_with(cli.cmd(&["encrypt", "--key", &key, "--base64"]), b"x");
+        assert_eq!(out.status.code(), Some(1), "{spec}");
+
+        let material = cli.file("material");
+        std::fs::write(&material, random(len)).unwrap();
+        let mut args = vec![
+            "import",
+            "--key",
+            &key,
+            "--material",
+            material.to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        assert!(cli.ok_text(&args).contains(&key));
+
+        let data = random(100);
+        let out = cli.run_with(cli.cmd(&["encrypt", "--key", &key]), &data);
+        assert_success(&out, &["encrypt"]);
+        let out = cli.run_with(cli.cmd(&["decrypt", "--key", &key]), &out.stdout);
+        assert_success(&out, &["decrypt"]);
+        assert_eq!(out.stdout, data, "{spec}");
+    }
+
+    let key = cli.create(&["--spec", "aes-gcm-256", "--origin", "external"]);
+    let material = cli.file("short");
+    std::fs::write(&material, random(20)).unwrap();
+    assert_fails(
+        &cli.run(&[
+            "import",
+            "--key",
+            &key,
+            "--material",
+            material.to_str().unwrap(),
+        ]),
+        &["20 bytes", "32 for AES-256"],
+    );
+    // 16 bytes for a 32-byte key: the server refuses.
+    std::fs::write(&material, random(16)).unwrap();
+    assert_fails(
+        &cli.run(&[
+            "import",
+            "--key",
+            &key,
+            "--material",
+            material.to_str().unwrap(),
+        ]),
+        &[],
+    );
+}
+
+#[test]
+fn errors_say_what_to_do_next() {
+    let s = Server::start(&[]);
+    let cli = Cli::new(&s);
+
+    // No profile and no variables.
+    let stderr = assert_fails(&cli.run(&["key", "list"]), &[]);
+    assert!(
+        stderr.starts_with(
+            "ehsm: no credentials: run 'ehsm enroll' or set EHSM_APPID and EHSM_APIKEY"
+        ),
+        "{stderr}"
+    );
+    let out = cli.run_with(cli.cmd(&["key", "list"]).env("EHSM_APPID", "x"), b"");
+    assert_fails(&out, &["EHSM_APIKEY", "set both"]);
+
+    cli.enroll();
+    let stderr = assert_fails(
+        &cli.run_with(
+            cli.cmd(&[
+                "decrypt",
+                "--key",
+                "0e2d6e3a-0000-4000-8000-000000000000",
+                "--base64",
+            ]),
+            b"AAAA",
+        ),
+        &[],
+    );
+    assert_eq!(
+        stderr,
+        "ehsm: the server refused: keyid error (is the key id right, and is it one of this app's keys?)\n"
+    );
+
+    // Credentials the server does not know.
+    let out = cli.run_with(
+        cli.cmd(&["key", "list"])
+            .env("EHSM_APPID", "6dfb6b98-e476-46f3-9cc0-f51d922405c0")
+            .env("EHSM_APIKEY", "bRUZuPvPtwGgarBRHFk2JXc4iHi6pcFE"),
+        b"",
+    );
+    assert_fails(&out, &["EHSM_APPID", "ehsm enroll"]);
+
+    // Nothing listening.
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let out = cli.run(&["key", "list", "--url", &format!("https://127.0.0.1:{port}")]);
+    assert_fails(&out, &["could not connect", "connection refused", "--url"]);
+
+    // The server's self-signed certificate without --ca-cert (the profile would remember it).
+    let out = cli.run_with(
+        cli.bare(&["enroll", "--url", &s.url])
+            .env("EHSM_PROFILE", cli.file("other-profile.json")),
+        b"",
+    );
+    assert_fails(&out, &["TLS", "--ca-cert", "tls-cert.pem"]);
+    // ... which --insecure accepts.
+    let out = cli.run_with(
+        cli.bare(&["key", "list", "--url", &s.url, "--insecure"]),
+        b"",
+    );
+    assert_success(&out, &["key", "list", "--insecure"]);
+    // Another server's certificate.
+    let other = Server::start(&[]);
+    let other_ca = server_cert(&other);
+    let out = cli.run(&["key", "list", "--ca-cert", other_ca.to_str().unwrap()]);
+    assert_fails(&out, &["TLS", "is ", "the server's certificate"]);
+    // Plain HTTP to the TLS port.
+    let http = s.url.replace("https://", "http://");
+    assert_fails(&cli.run(&["key", "list", "--url", &http]), &["https://"]);
+}
+
+#[test]
+fn bench_runs_every_action_and_cleans_up() {
+    let s = Server::start(&[]);
+    let cli = Cli::new(&s);
+    // Given credentials, so that the clean-up can be checked on this app's key list.
+    let appid = cli.enroll();
+    let apikey: Value = serde_json::from_slice(&std::fs::read(cli.profile()).unwrap()).unwrap();
+    let apikey = apikey["apikey"].as_str().unwrap().to_owned();
+    let actions = [
+        "get-version",
+        "encrypt",
+        "decrypt",
+        "sign-ec-p256",
+        "sign-rsa-3072",
+        "generate-data-key",
+    ];
+    let mut args = vec![
+        "bench",
+        "--connections",
+        "4",
+        "--duration",
+        "1s",
+        "--warmup",
+        "200ms",
+        "--size",
+        "256",
+    ];
+    for a in actions {
+        args.extend(["--action", a]);
+    }
+    let out = cli.run_with(
+        cli.cmd(&args)
+            .env("EHSM_APPID", &appid)
+            .env("EHSM_APIKEY", &apikey),
+        b"",
+    );
+    assert_success(&out, &args);
+    let report = String::from_utf8(out.stdout).unwrap();
+    let header = report
+        .lines()
+        .find(|l| l.starts_with("action"))
+        .expect(&report);
+    assert!(header.ends_with("vs get-version"), "{report}");
+    for action in actions {
+        let row: Vec<&str> = report
+            .lines()
+            .find(|l| l.split_whitespace().next() == Some(action))
+            .unwrap_or_else(|| panic!("no {action} row in\n{report}"))
+            .split_whitespace()
+            .collect();
+        let requests: u64 = row[1].parse().unwrap();
+        let errors: u64 = row[2].parse().unwrap();
+        assert!(requests > 0, "{report}");
+        assert_eq!(errors, 0, "{report}");
+    }
+    assert!(!report.contains("errors in"), "{report}");
+    assert!(
+        list_json(&cli).is_empty(),
+        "bench deletes the keys it created"
+    );
+
+    // Without credentials it enrolls its own app.
+    let out = cli.run_with(
+        cli.cmd(&[
+            "bench",
+            "--connections",
+            "2",
+            "--duration",
+            "300ms",
+            "--warmup",
+            "0s",
+            "--action",
+            "get-version",
+        ]),
+        b"",
+    );
+    assert_success(&out, &["bench"]);
+    assert_eq!(
+        cli.run(&["bench", "--duration", "2h", "--action", "encrypt"])
+            .status
+            .code(),
+        Some(2)
+    );
+}
