@@ -1,5 +1,6 @@
 //! Prometheus metrics at `/metrics`: requests and latency by action and result code, and the
-//! core's key-cache counters.
+//! core's key-cache size and misses (hits are key uses minus misses: the core does not count
+//! them, see `ehsm_core::CacheStats`).
 
 use std::sync::OnceLock;
 use std::time::Duration;
@@ -44,7 +45,6 @@ pub(crate) fn record(action: Option<Action>, code: u16, elapsed: Duration) {
 pub(crate) async fn render(State(state): State<AppState>) -> String {
     let stats = state.core.cache_stats();
     metrics::gauge!("ehsm_key_cache_entries").set(stats.entries as f64);
-    metrics::counter!("ehsm_key_cache_hits_total").absolute(stats.hits);
     metrics::counter!("ehsm_key_cache_misses_total").absolute(stats.misses);
     handle().map(PrometheusHandle::render).unwrap_or_default()
 }
