@@ -49,13 +49,18 @@ fn main() -> ExitCode {
         Command::Serve(_) => "info",
         Command::Client(_) => "off",
     };
-    tracing_subscriber::fmt()
+    let logs = tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("EHSM_LOG")
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter)),
-        )
-        .init();
+        );
+    // EHSM_LOG_FORMAT=json gives one JSON object per line, for log collectors.
+    if std::env::var("EHSM_LOG_FORMAT").is_ok_and(|f| f == "json") {
+        logs.json().init();
+    } else {
+        logs.init();
+    }
     match cli.command {
         Command::Serve(args) => match serve::run(args) {
             Ok(code) => code,

@@ -123,3 +123,32 @@ fn a_taken_port_is_a_clear_error() {
         stderr(&out)
     );
 }
+
+#[test]
+fn json_logs_are_one_object_per_line() {
+    use std::io::{BufRead as _, BufReader};
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ehsm"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(dir.path())
+        .env("EHSM_LOG_FORMAT", "json")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = BufReader::new(child.stderr.take().unwrap());
+    let line = stderr
+        .lines()
+        .map_while(Result::ok)
+        .find(|l| l.contains("listening on"))
+        .expect("no listening line");
+    let _ = child.kill();
+    let _ = child.wait();
+    let v: serde_json::Value = serde_json::from_str(&line).expect("a JSON log line");
+    assert_eq!(v["level"], "INFO");
+    assert!(
+        v["fields"]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("listening on https://127.0.0.1:")
+    );
+}
