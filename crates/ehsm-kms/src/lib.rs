@@ -29,7 +29,9 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use ehsm_proto::Action;
 use serde_json::{Map, Value, json};
-use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::request_id::{
+    MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer,
+};
 
 pub use crate::enroll::EnrollMode;
 use crate::envelope::{Authenticated, Envelope};
@@ -52,7 +54,7 @@ pub(crate) fn app(state: AppState) -> Router {
         // Every answer carries an `x-request-id` (the client's, or a new UUID) that the request's
         // log line repeats, so one request can be followed from client to server log.
         .layer(PropagateRequestIdLayer::x_request_id())
-        .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+        .layer(SetRequestIdLayer::x_request_id(RequestIds::new()))
         .with_state(state)
 }
 
@@ -177,6 +179,33 @@ async fn handle(
     match action {
         Some(a) if method == Method::POST => actions::dispatch(state, a, &req).await,
         _ => Err(ApiError::not_found()),
+    }
+}
+
+/// Request ids: a random per-process prefix and a counter. Unique like a UUID per request, but
+/// without a `getrandom` system call on every request.
+#[derive(Clone)]
+struct RequestIds {
+    prefix: std::sync::Arc<str>,
+    next: std::sync::Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl RequestIds {
+    fn new() -> Self {
+        let prefix = uuid::Uuid::new_v4().simple().to_string();
+        Self {
+            prefix: prefix[..12].into(),
+            next: std::sync::Arc::default(),
+        }
+    }
+}
+
+impl MakeRequestId for RequestIds {
+    fn make_request_id<B>(&mut self, _: &axum::http::Request<B>) -> Option<RequestId> {
+        let n = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        axum::http::HeaderValue::try_from(format!("{}-{n:x}", self.prefix))
+            .ok()
+            .map(RequestId::new)
     }
 }
 

@@ -19,12 +19,17 @@ pub(crate) const KEEP_MS: i64 = 20 * 60 * 1000;
 
 const SHARDS: usize = 16;
 
-/// (appid, timestamp, nonce) → arrival time in ms.
-type Shard = Mutex<HashMap<(String, String, String), i64>>;
+/// One shard: (appid, timestamp, nonce) → arrival time in ms, and the entries accepted since the
+/// last flush. Pending entries live in their shard so that recording one takes the lock already
+/// held for the check, not a second lock shared by every request.
+#[derive(Default)]
+struct Shard {
+    seen: HashMap<(String, String, String), i64>,
+    pending: Vec<ReplayEntry>,
+}
 
 pub(crate) struct ReplayCache {
-    shards: [Shard; SHARDS],
-    pending: Mutex<Vec<ReplayEntry>>,
+    shards: [Mutex<Shard>; SHARDS],
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -35,17 +40,16 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 impl ReplayCache {
     pub(crate) fn new(loaded: Vec<ReplayEntry>) -> Self {
         let cache = Self {
-            shards: std::array::from_fn(|_| Mutex::new(HashMap::new())),
-            pending: Mutex::new(Vec::new()),
+            shards: std::array::from_fn(|_| Mutex::default()),
         };
         for e in loaded {
             let key = (e.appid, e.timestamp, e.nonce);
-            lock(cache.shard(&key)).insert(key, e.seen_at);
+            lock(cache.shard(&key)).seen.insert(key, e.seen_at);
         }
         cache
     }
 
-    fn shard(&self, key: &(String, String, String)) -> &Shard {
+    fn shard(&self, key: &(String, String, String)) -> &Mutex<Shard> {
         let mut h = DefaultHasher::new();
         key.hash(&mut h);
         &self.shards[(h.finish() as usize) % SHARDS]
@@ -60,33 +64,36 @@ impl ReplayCache {
         now_ms: i64,
     ) -> bool {
         let key = (appid.to_owned(), timestamp.to_owned(), nonce);
+        let mut shard = lock(self.shard(&key));
+        if let Some(&seen) = shard.seen.get(&key)
+            && now_ms - seen < KEEP_MS
         {
-            let mut shard = lock(self.shard(&key));
-            match shard.get(&key) {
-                Some(&seen) if now_ms - seen < KEEP_MS => return false,
-                _ => {}
-            }
-            shard.insert(key.clone(), now_ms);
+            return false;
         }
-        let (appid, timestamp, nonce) = key;
-        lock(&self.pending).push(ReplayEntry {
-            appid,
-            timestamp,
-            nonce,
+        let entry = ReplayEntry {
+            appid: key.0.clone(),
+            timestamp: key.1.clone(),
+            nonce: key.2.clone(),
             seen_at: now_ms,
-        });
+        };
+        shard.seen.insert(key, now_ms);
+        shard.pending.push(entry);
         true
     }
 
     /// Entries recorded since the last call, for the store.
     pub(crate) fn take_pending(&self) -> Vec<ReplayEntry> {
-        std::mem::take(&mut *lock(&self.pending))
+        let mut out = Vec::new();
+        for shard in &self.shards {
+            out.append(&mut lock(shard).pending);
+        }
+        out
     }
 
     /// Forgets entries older than the window.
     pub(crate) fn prune(&self, now_ms: i64) {
         for shard in &self.shards {
-            lock(shard).retain(|_, seen| now_ms - *seen < KEEP_MS);
+            lock(shard).seen.retain(|_, seen| now_ms - *seen < KEEP_MS);
         }
     }
 }
