@@ -91,6 +91,9 @@ pub async fn run(
         keys: RecordCache::new(100_000),
         enroll: EnrollPolicy::new(enroll, token_sha256),
         key_lifetime_ms: i64::try_from(config.key_lifetime.as_millis()).unwrap_or(i64::MAX),
+        heavy: tokio::sync::Semaphore::new(
+            std::thread::available_parallelism().map_or(2, std::num::NonZero::get),
+        ),
     }));
     crate::metrics::init();
     let jobs = tokio::spawn(replay_jobs(state.clone()));

@@ -27,6 +27,8 @@ pub(crate) struct Inner {
     pub(crate) keys: RecordCache<Key>,
     pub(crate) enroll: EnrollPolicy,
     pub(crate) key_lifetime_ms: i64,
+    /// One permit per CPU for heavy core work (see `actions::heavy`).
+    pub(crate) heavy: tokio::sync::Semaphore,
 }
 
 impl std::ops::Deref for AppState {

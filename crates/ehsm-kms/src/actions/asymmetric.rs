@@ -11,12 +11,16 @@ use crate::reply::{ApiResult, Reply};
 use crate::state::AppState;
 
 /// RSA private-key operations take milliseconds; EC, SM2 and public-key operations do not.
-fn run<T>(key: &Key, private: bool, f: impl FnOnce() -> T) -> T {
+async fn run<T>(state: &AppState, key: &Key, private: bool, f: impl FnOnce() -> T) -> T {
     let rsa = matches!(
         key.spec,
         KeySpec::Rsa2048 | KeySpec::Rsa3072 | KeySpec::Rsa4096
     );
-    if rsa && private { heavy(f) } else { f() }
+    if rsa && private {
+        heavy(state, f).await
+    } else {
+        f()
+    }
 }
 
 pub(super) async fn encrypt(state: &AppState, req: &Authenticated<'_>) -> ApiResult {
@@ -24,11 +28,12 @@ pub(super) async fn encrypt(state: &AppState, req: &Authenticated<'_>) -> ApiRes
     let key = keys::load(state, req.appid, params::string(p, "keyid")?).await?;
     let padding = params::name(p, "padding_mode", PaddingMode::from_name)?;
     let pt = params::bytes(p, "plaintext")?;
-    let ct = run(&key, false, || {
+    let ct = run(state, &key, false, || {
         state
             .core
             .asymmetric_encrypt(&req.mac, &key.context(), &key.blob, padding, &pt)
-    })?;
+    })
+    .await?;
     Ok(Reply::success(json!({ "ciphertext": b64(&ct) })))
 }
 
@@ -37,11 +42,12 @@ pub(super) async fn decrypt(state: &AppState, req: &Authenticated<'_>) -> ApiRes
     let key = keys::load(state, req.appid, params::string(p, "keyid")?).await?;
     let padding = params::name(p, "padding_mode", PaddingMode::from_name)?;
     let ct = params::bytes(p, "ciphertext")?;
-    let pt = run(&key, true, || {
+    let pt = run(state, &key, true, || {
         state
             .core
             .asymmetric_decrypt(&req.mac, &key.context(), &key.blob, padding, &ct)
-    })?;
+    })
+    .await?;
     Ok(Reply::success(json!({ "plaintext": b64(pt.as_slice()) })))
 }
 
@@ -66,7 +72,7 @@ fn sign_params(
 pub(super) async fn sign(state: &AppState, req: &Authenticated<'_>) -> ApiResult {
     let key = keys::load(state, req.appid, params::string(req.payload, "keyid")?).await?;
     let s = sign_params(req.payload)?;
-    let sig = run(&key, true, || {
+    let sig = run(state, &key, true, || {
         state.core.sign(
             &req.mac,
             &key.context(),
@@ -76,7 +82,8 @@ pub(super) async fn sign(state: &AppState, req: &Authenticated<'_>) -> ApiResult
             s.kind,
             &s.message,
         )
-    })?;
+    })
+    .await?;
     Ok(Reply::success(json!({ "signature": b64(&sig) })))
 }
 
@@ -84,7 +91,7 @@ pub(super) async fn verify(state: &AppState, req: &Authenticated<'_>) -> ApiResu
     let key = keys::load(state, req.appid, params::string(req.payload, "keyid")?).await?;
     let s = sign_params(req.payload)?;
     let sig = params::bytes(req.payload, "signature")?;
-    let ok = run(&key, false, || {
+    let ok = run(state, &key, false, || {
         state.core.verify(
             &req.mac,
             &key.context(),
@@ -95,7 +102,8 @@ pub(super) async fn verify(state: &AppState, req: &Authenticated<'_>) -> ApiResu
             &s.message,
             &sig,
         )
-    })?;
+    })
+    .await?;
     Ok(Reply::success(json!({ "result": ok })))
 }
 

@@ -24,14 +24,15 @@ pub(super) async fn get_parameters_for_import(
     let key = keys::load(state, req.appid, keyid).await?;
     let wrapping_spec = params::name(p, "keyspec", KeySpec::from_name)?;
     let expires_at = now_ms().saturating_add(TOKEN_LIFETIME_MS);
-    let params = heavy(|| {
+    let params = heavy(state, || {
         state.core.get_parameters_for_import(
             &req.mac,
             &key.context(),
             wrapping_spec,
             expires_at as u64,
         )
-    })?;
+    })
+    .await?;
     let stored = ImportParams {
         wrapping_spec: params.wrapping_spec.as_str().to_owned(),
         wrapping_blob: params.wrapping_blob.as_bytes().to_vec(),
@@ -68,7 +69,7 @@ pub(super) async fn import_key_material(state: &AppState, req: &Authenticated<'_
     let wrapping_spec = KeySpec::from_name(&import.wrapping_spec)
         .ok_or_else(|| ApiError::internal(&"stored import wrapping spec is unknown"))?;
     let wrapping_blob = KeyBlob::from_vec(import.wrapping_blob.clone());
-    let blob = heavy(|| {
+    let blob = heavy(state, || {
         state.core.import_key_material(
             &req.mac,
             &key.context(),
@@ -79,7 +80,8 @@ pub(super) async fn import_key_material(state: &AppState, req: &Authenticated<'_
             padding,
             &material,
         )
-    })?;
+    })
+    .await?;
     // Compare-and-swap on the import parameters: of two concurrent imports, one wins.
     if !state
         .store

@@ -28,7 +28,7 @@ pub(super) async fn create_key(state: &AppState, req: &Authenticated<'_>) -> Api
         usage,
         version: 1,
     };
-    let blob = heavy(|| state.core.create_key(&ctx))?;
+    let blob = heavy(state, || state.core.create_key(&ctx)).await?;
     let now = now_ms();
     let record = CmkRecord {
         keyid: keyid.clone(),

@@ -60,8 +60,13 @@ pub(crate) async fn dispatch(
     }
 }
 
-/// Runs CPU-heavy core work (key generation, RSA) without stalling the other requests on this
-/// runtime thread: tokio moves them to another worker while this one computes.
-pub(crate) fn heavy<T>(f: impl FnOnce() -> T) -> T {
+/// Runs CPU-heavy core work (key generation, RSA private-key operations) without stalling the
+/// other requests: at most one heavy operation per CPU runs at a time, the others wait in FIFO
+/// order (tokio's semaphore is fair, so the latency of a burst of RSA requests is shared evenly),
+/// and the running one moves the other tasks off its worker thread (`block_in_place`).
+pub(crate) async fn heavy<T>(state: &AppState, f: impl FnOnce() -> T) -> T {
+    // The semaphore is never closed, so acquiring cannot fail; if it somehow did, running the
+    // work anyway is still correct, only less fair.
+    let _permit = state.heavy.acquire().await.ok();
     tokio::task::block_in_place(f)
 }

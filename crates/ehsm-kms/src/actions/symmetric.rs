@@ -58,7 +58,7 @@ pub(super) async fn export_data_key(state: &AppState, req: &Authenticated<'_>) -
     let ukey = keys::load(state, req.appid, params::string(p, "ukeyid")?).await?;
     let old = params::bytes(p, "olddatakey_base")?;
     let aad = params::opt_bytes(p, "aad")?;
-    let new = heavy(|| {
+    let new = heavy(state, || {
         state.core.export_data_key(
             &req.mac,
             &key.context(),
@@ -68,6 +68,7 @@ pub(super) async fn export_data_key(state: &AppState, req: &Authenticated<'_>) -
             &old,
             &aad,
         )
-    })?;
+    })
+    .await?;
     Ok(Reply::success(json!({ "newdatakey": b64(&new) })))
 }
