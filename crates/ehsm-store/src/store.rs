@@ -127,6 +127,11 @@ const INSERT_CMK: &str = "INSERT INTO cmks (keyid, appid, keyspec, origin, keyus
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) \
      ON CONFLICT DO NOTHING";
 
+/// Rows per multi-row INSERT of replay entries (4 bound values each). Not more: sqlx's SQLite
+/// driver looks every parameter up by name, which costs in proportion to the parameters in the
+/// statement, so very wide statements get slower per row again.
+const REPLAY_ROWS_PER_STATEMENT: usize = 32;
+
 impl Store {
     /// Opens (and migrates) the database at `url`: `sqlite://path/to/file.db` (created if
     /// missing; the directory must exist) or `postgres://…`.
@@ -395,18 +400,33 @@ impl Store {
         if sorted.is_empty() {
             return Ok(());
         }
+        // Multi-row INSERTs: one statement per `REPLAY_ROWS_PER_STATEMENT` entries instead of one
+        // per entry. The replay cache is written on every accepted request, so this is on the
+        // server's hot path (one statement per row cost a fifth of the Encrypt throughput).
         let mut tx = self.pool.begin().await?;
-        for e in sorted {
-            sqlx::query(
-                "INSERT INTO replay_cache (appid, req_timestamp, nonce, seen_at) \
-                 VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
-            )
-            .bind(&e.appid)
-            .bind(&e.timestamp)
-            .bind(&e.nonce)
-            .bind(e.seen_at)
-            .execute(&mut *tx)
-            .await?;
+        for chunk in sorted.chunks(REPLAY_ROWS_PER_STATEMENT) {
+            let mut sql = String::from(
+                "INSERT INTO replay_cache (appid, req_timestamp, nonce, seen_at) VALUES ",
+            );
+            for i in 0..chunk.len() {
+                let p = 4 * i;
+                if i > 0 {
+                    sql.push(',');
+                }
+                sql.push_str(&format!("(${}, ${}, ${}, ${})", p + 1, p + 2, p + 3, p + 4));
+            }
+            sql.push_str(" ON CONFLICT DO NOTHING");
+            // Audited: the text is built only from constant SQL and placeholder numbers; every
+            // value is a bound parameter.
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for e in chunk {
+                query = query
+                    .bind(&e.appid)
+                    .bind(&e.timestamp)
+                    .bind(&e.nonce)
+                    .bind(e.seen_at);
+            }
+            query.execute(&mut *tx).await?;
         }
         tx.commit().await?;
         Ok(())

@@ -458,6 +458,27 @@ pub(crate) async fn complete_import_concurrent_exactly_one_wins(db: TestDb) {
     assert_eq!(stored.import, None);
 }
 
+/// A batch spanning several multi-row statements (and duplicates across their boundaries) is
+/// stored exactly once per key.
+pub(crate) async fn replay_batches_larger_than_one_statement(db: TestDb) {
+    let s = &db.store;
+    let entry = |i: usize| ReplayEntry {
+        appid: format!("app{}", i % 7),
+        timestamp: format!("{}", 1_700_000_000_000u64 + i as u64),
+        nonce: format!("n{i}"),
+        seen_at: i as i64,
+    };
+    let mut batch: Vec<ReplayEntry> = (0..1000).map(entry).collect();
+    // Every tenth entry again, so duplicates fall into other statements of the batch.
+    batch.extend((0..1000).step_by(10).map(entry));
+    s.insert_replay_entries(&batch).await.unwrap();
+    s.insert_replay_entries(&batch[..300]).await.unwrap();
+    let all = s.replay_entries_since(i64::MIN).await.unwrap();
+    assert_eq!(all.len(), 1000);
+    let nonces: BTreeSet<_> = all.iter().map(|e| e.nonce.clone()).collect();
+    assert_eq!(nonces.len(), 1000);
+}
+
 pub(crate) async fn replay_entries_insert_since_prune(db: TestDb) {
     let s = &db.store;
     let e = |appid: &str, ts: &str, nonce: &str, seen_at: i64| ReplayEntry {
