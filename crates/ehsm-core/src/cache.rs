@@ -55,10 +55,18 @@ impl Entry {
             && self.origin == ctx.origin
             && self.usage == ctx.usage
             && self.version == ctx.version
-            && *self.keyid == *ctx.keyid
-            && *self.appid == *ctx.appid
-            && *self.blob == *blob.as_bytes()
+            && same(self.keyid.as_bytes(), ctx.keyid.as_bytes())
+            && same(self.appid.as_bytes(), ctx.appid.as_bytes())
+            && same(&self.blob, blob.as_bytes())
     }
+}
+
+/// Byte equality that never calls `memcmp` on empty slices. An empty `Box<str>` has a dangling
+/// pointer, and glibc's AVX-512 `memcmp` does a masked load from it even for length 0; on this
+/// hardware that costs a microcode assist of about 150 ns. API keys have an empty key id, so
+/// every request-MAC check paid it (measured: 169 ns for comparing two empty strings).
+fn same(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && (a.is_empty() || a == b)
 }
 
 /// Folds the 16-byte tag into 64 bits. See the module comment for why no keyed hash is needed.
@@ -231,6 +239,17 @@ mod tests {
         );
         let s = cache.stats();
         assert_eq!((s.misses, s.entries), (4, 1));
+    }
+
+    #[test]
+    fn empty_and_non_empty_ids_compare_correctly() {
+        assert!(same(b"", b""));
+        assert!(!same(b"", b"a"));
+        assert!(!same(b"a", b""));
+        assert!(same(b"ab", b"ab"));
+        assert!(!same(b"ab", b"ac"));
+        let empty: Box<str> = "".into();
+        assert!(same(empty.as_bytes(), "".as_bytes()));
     }
 
     #[test]
