@@ -54,11 +54,6 @@ impl Core {
         })
     }
 
-    /// The domain keys this core holds.
-    pub fn domain_keys(&self) -> &DomainKeySet {
-        &self.dks
-    }
-
     /// Key-cache counters.
     pub fn cache_stats(&self) -> CacheStats {
         self.cache.stats()

@@ -10,6 +10,7 @@ use ehsm_proto::Action;
 use serde_json::{Map, Value};
 
 use crate::reply::ApiError;
+use crate::validate::js_length;
 
 /// A parsed request body, before any check.
 pub(crate) struct Envelope {
@@ -44,11 +45,6 @@ fn truthy(v: Option<&Value>) -> bool {
         Some(Value::String(s)) => !s.is_empty(),
         Some(Value::Array(_) | Value::Object(_)) => true,
     }
-}
-
-/// A JavaScript string's `.length`: UTF-16 code units.
-pub(crate) fn js_len(s: &str) -> usize {
-    s.encode_utf16().count()
 }
 
 /// `Number(s)` for the timestamp: JavaScript trims white space, reads hex/octal/binary integer
@@ -110,7 +106,7 @@ impl Envelope {
         }
         // 4. A nonce with a length (a string or an array) is at most 64 long.
         let nonce_len = match b.get("nonce") {
-            Some(Value::String(s)) => js_len(s),
+            Some(Value::String(s)) => js_length(s),
             Some(Value::Array(a)) => a.len(),
             _ => 0,
         };
@@ -118,7 +114,7 @@ impl Envelope {
             return Err(ApiError::bad_request("Nonce length error"));
         }
         // 5, 6. A 13-character timestamp within ±10 minutes.
-        if js_len(timestamp) != 13 {
+        if js_length(timestamp) != 13 {
             return Err(ApiError::bad_request("Timestamp length error"));
         }
         let delta = (now_ms as f64 - js_number(timestamp)).abs();
@@ -314,11 +310,5 @@ mod tests {
         assert!(js_number("abc").is_nan());
         assert!(js_number("infinity1234").is_nan());
         assert_eq!(js_number(""), 0.0);
-    }
-
-    #[test]
-    fn utf16_lengths() {
-        assert_eq!(js_len("😀"), 2);
-        assert_eq!(js_len("é"), 1);
     }
 }

@@ -170,7 +170,7 @@ fn string_in(value: &Value, min: usize, max: usize) -> Result<&str, Fault> {
 }
 
 /// JS `String.prototype.length`: UTF-16 code units, so "😀" is 2.
-fn js_length(s: &str) -> usize {
+pub(crate) fn js_length(s: &str) -> usize {
     // ASCII (every base64 field, every id) is one UTF-16 unit per byte; `is_ascii` is a fast
     // word-at-a-time scan, where counting characters decodes each one.
     if s.is_ascii() {
