@@ -5,6 +5,8 @@
 //! Envelope → (steps 1–6) Fresh → (step 7, replay) → (step 8, payload schema) Validated →
 //! (step 9, app + MAC) Authenticated → the action.
 
+use std::borrow::Cow;
+
 use ehsm_core::MacVerified;
 use ehsm_proto::Action;
 use serde_json::{Map, Value};
@@ -149,11 +151,11 @@ impl Fresh {
 
     /// The nonce as the replay cache keys it: the string itself, the JSON text of any other
     /// value, or "" when absent.
-    pub(crate) fn nonce_key(&self) -> String {
+    pub(crate) fn nonce_key(&self) -> Cow<'_, str> {
         match self.body.get("nonce") {
-            None | Some(Value::Null) => String::new(),
-            Some(Value::String(s)) => s.clone(),
-            Some(other) => other.to_string(),
+            None | Some(Value::Null) => Cow::Borrowed(""),
+            Some(Value::String(s)) => Cow::Borrowed(s),
+            Some(other) => Cow::Owned(other.to_string()),
         }
     }
 

@@ -134,7 +134,7 @@ async fn handle(
     let now = now_ms();
     if !state
         .replay
-        .check_and_record(fresh.appid(), fresh.timestamp(), fresh.nonce_key(), now)
+        .check_and_record(fresh.appid(), fresh.timestamp(), &fresh.nonce_key(), now)
     {
         return Err(ApiError::bad_request(
             "Timestamp can't be repeated in 20 minutes",

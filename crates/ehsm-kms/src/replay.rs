@@ -7,22 +7,26 @@
 //! so a request accepted before a restart is refused after it. A crash (not a shutdown) can lose
 //! the entries of the last flush interval; see docs/architecture.md.
 //!
-//! In memory, a triple is kept as a 128-bit keyed hash (two SipHash instances with random
-//! per-process keys) rather than as three strings: 24 bytes an entry instead of well over a
-//! hundred, and no allocation to check a request. Two different triples collide with
-//! probability about n²/2¹²⁹ — for the 1.5 million entries of a 20-minute window at full load,
-//! about 10⁻²⁶ — and a collision would only refuse one legitimate request as a replay; an
-//! attacker cannot aim for one without the process's random keys.
+//! A triple is kept as a 128-bit fingerprint, HMAC-SHA256 (truncated) of the three strings under
+//! a random key that the first node creates in the store's settings and every node and restart
+//! reads back, so that all of them compute the same fingerprint. 24 bytes an entry in memory and
+//! in the store rather than three strings, and no allocation to check a request. Two different
+//! triples collide with probability about n²/2¹²⁹ — for the 1.5 million entries of a 20-minute
+//! window at full load, about 10⁻²⁶ — and a collision would only refuse one legitimate request as
+//! a replay; aiming for one needs the key and the victim's future nonce.
 
 use std::collections::HashMap;
-use std::collections::hash_map::RandomState;
-use std::hash::{BuildHasher, BuildHasherDefault, Hasher};
+use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Mutex;
 
+use aws_lc_rs::hmac;
 use ehsm_store::ReplayEntry;
 
 /// How long an entry is kept: twice the timestamp window, as upstream.
 pub(crate) const KEEP_MS: i64 = 20 * 60 * 1000;
+
+/// The setting holding the fingerprint key.
+pub(crate) const KEY_SETTING: &str = "replay_fingerprint_key";
 
 const SHARDS: usize = 16;
 
@@ -46,9 +50,9 @@ impl Hasher for Fold {
     }
 }
 
-/// One shard: fingerprint of (appid, timestamp, nonce) → arrival time in ms, and the entries
-/// accepted since the last flush. Pending entries live in their shard so that recording one
-/// takes the lock already held for the check, not a second lock shared by every request.
+/// One shard: fingerprint → arrival time in ms, and the entries accepted since the last flush.
+/// Pending entries live in their shard so that recording one takes the lock already held for
+/// the check, not a second lock shared by every request.
 #[derive(Default)]
 struct Shard {
     seen: HashMap<u128, i64, BuildHasherDefault<Fold>>,
@@ -57,7 +61,7 @@ struct Shard {
 
 pub(crate) struct ReplayCache {
     shards: [Mutex<Shard>; SHARDS],
-    keys: (RandomState, RandomState),
+    key: hmac::Key,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -66,29 +70,33 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl ReplayCache {
-    pub(crate) fn new(loaded: Vec<ReplayEntry>) -> Self {
+    /// A cache keyed with `key` (the [`KEY_SETTING`]) holding the `loaded` entries.
+    pub(crate) fn new(key: &[u8], loaded: Vec<ReplayEntry>) -> Self {
         let cache = Self {
             shards: std::array::from_fn(|_| Mutex::default()),
-            keys: (RandomState::new(), RandomState::new()),
+            key: hmac::Key::new(hmac::HMAC_SHA256, key),
         };
         for e in loaded {
-            let fp = cache.fingerprint(&e.appid, &e.timestamp, &e.nonce);
-            lock(cache.shard(fp)).seen.insert(fp, e.seen_at);
+            let fp = u128::from_le_bytes(e.fingerprint);
+            let mut shard = lock(cache.shard(fp));
+            let seen = shard.seen.entry(fp).or_insert(e.seen_at);
+            // Two nodes may have recorded the same request: the first arrival counts.
+            *seen = (*seen).min(e.seen_at);
         }
         cache
     }
 
-    /// The 128-bit keyed hash of a triple. `str`'s `Hash` ends each string with a marker byte, so
-    /// moving characters from one field to the next gives a different input.
-    fn fingerprint(&self, appid: &str, timestamp: &str, nonce: &str) -> u128 {
-        let half = |keys: &RandomState| {
-            let mut h = keys.build_hasher();
-            for part in [appid, timestamp, nonce] {
-                std::hash::Hash::hash(part, &mut h);
-            }
-            h.finish()
-        };
-        (u128::from(half(&self.keys.0)) << 64) | u128::from(half(&self.keys.1))
+    /// The fingerprint of a triple. Each string is preceded by its length, so moving characters
+    /// from one field to the next gives a different input.
+    fn fingerprint(&self, appid: &str, timestamp: &str, nonce: &str) -> [u8; 16] {
+        let mut ctx = hmac::Context::with_key(&self.key);
+        for part in [appid, timestamp, nonce] {
+            ctx.update(&(part.len() as u64).to_le_bytes());
+            ctx.update(part.as_bytes());
+        }
+        let mut fp = [0; 16];
+        fp.copy_from_slice(&ctx.sign().as_ref()[..16]);
+        fp
     }
 
     fn shard(&self, fingerprint: u128) -> &Mutex<Shard> {
@@ -100,10 +108,11 @@ impl ReplayCache {
         &self,
         appid: &str,
         timestamp: &str,
-        nonce: String,
+        nonce: &str,
         now_ms: i64,
     ) -> bool {
-        let fp = self.fingerprint(appid, timestamp, &nonce);
+        let fingerprint = self.fingerprint(appid, timestamp, nonce);
+        let fp = u128::from_le_bytes(fingerprint);
         let mut shard = lock(self.shard(fp));
         if let Some(&seen) = shard.seen.get(&fp)
             && now_ms - seen < KEEP_MS
@@ -112,9 +121,7 @@ impl ReplayCache {
         }
         shard.seen.insert(fp, now_ms);
         shard.pending.push(ReplayEntry {
-            appid: appid.to_owned(),
-            timestamp: timestamp.to_owned(),
-            nonce,
+            fingerprint,
             seen_at: now_ms,
         });
         true
@@ -143,23 +150,20 @@ mod tests {
 
     #[test]
     fn same_triple_is_a_replay_within_the_window_only() {
-        let c = ReplayCache::new(Vec::new());
-        assert!(c.check_and_record("a", "1700000000000", String::new(), 0));
-        assert!(!c.check_and_record("a", "1700000000000", String::new(), 1));
+        let c = ReplayCache::new(b"k", Vec::new());
+        assert!(c.check_and_record("a", "1700000000000", "", 0));
+        assert!(!c.check_and_record("a", "1700000000000", "", 1));
         assert!(
-            c.check_and_record("a", "1700000000000", "n1".into(), 1),
+            c.check_and_record("a", "1700000000000", "n1", 1),
             "other nonce"
         );
+        assert!(c.check_and_record("b", "1700000000000", "", 1), "other app");
         assert!(
-            c.check_and_record("b", "1700000000000", String::new(), 1),
-            "other app"
-        );
-        assert!(
-            c.check_and_record("a", "1700000000001", String::new(), 1),
+            c.check_and_record("a", "1700000000001", "", 1),
             "other timestamp"
         );
         assert!(
-            c.check_and_record("a", "1700000000000", String::new(), KEEP_MS),
+            c.check_and_record("a", "1700000000000", "", KEEP_MS),
             "expired"
         );
         assert_eq!(c.take_pending().len(), 5);
@@ -168,23 +172,40 @@ mod tests {
 
     #[test]
     fn fields_cannot_be_shifted_into_each_other() {
-        let c = ReplayCache::new(Vec::new());
-        assert!(c.check_and_record("ab", "c", String::new(), 0));
-        assert!(c.check_and_record("a", "bc", String::new(), 0));
-        assert!(c.check_and_record("a", "b", "c".into(), 0));
-        assert!(!c.check_and_record("a", "bc", String::new(), 1));
+        let c = ReplayCache::new(b"k", Vec::new());
+        assert!(c.check_and_record("ab", "c", "", 0));
+        assert!(c.check_and_record("a", "bc", "", 0));
+        assert!(c.check_and_record("a", "b", "c", 0));
+        assert!(!c.check_and_record("a", "bc", "", 1));
     }
 
     #[test]
-    fn loaded_entries_are_replays() {
-        let c = ReplayCache::new(vec![ReplayEntry {
-            appid: "a".into(),
-            timestamp: "t".into(),
-            nonce: "n".into(),
-            seen_at: 100,
-        }]);
-        assert!(!c.check_and_record("a", "t", "n".into(), 200));
+    fn entries_carry_over_to_a_cache_with_the_same_key_only() {
+        let first = ReplayCache::new(b"k", Vec::new());
+        assert!(first.check_and_record("a", "t", "n", 100));
+        let stored = first.take_pending();
+        // A restart (or another node) with the same key refuses the request...
+        let second = ReplayCache::new(b"k", stored.clone());
+        assert!(!second.check_and_record("a", "t", "n", 200));
+        second.prune(100 + KEEP_MS);
+        assert!(second.check_and_record("a", "t", "n", 100 + KEEP_MS));
+        // ...while fingerprints under another key are other fingerprints.
+        let other = ReplayCache::new(b"other", stored);
+        assert!(other.check_and_record("a", "t", "n", 200));
+    }
+
+    #[test]
+    fn the_earliest_arrival_of_a_duplicate_counts() {
+        let c = ReplayCache::new(b"k", Vec::new());
+        assert!(c.check_and_record("a", "t", "n", 100));
+        let mut stored = c.take_pending();
+        stored.push(ReplayEntry {
+            seen_at: 5_000,
+            ..stored[0]
+        });
+        stored.reverse();
+        let c = ReplayCache::new(b"k", stored);
         c.prune(100 + KEEP_MS);
-        assert!(c.check_and_record("a", "t", "n".into(), 100 + KEEP_MS));
+        assert!(c.check_and_record("a", "t", "n", 100 + KEEP_MS));
     }
 }

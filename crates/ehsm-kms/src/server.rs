@@ -14,7 +14,7 @@ use ehsm_tee::Platform as _;
 use ehsm_tee::sim::SimPlatform;
 
 use crate::enroll::{EnrollMode, EnrollPolicy, TOKEN_SETTING, token_hash};
-use crate::replay::{KEEP_MS, ReplayCache};
+use crate::replay::{KEEP_MS, KEY_SETTING as REPLAY_KEY_SETTING, ReplayCache};
 use crate::state::{AppState, Inner, RecordCache, now_ms};
 
 /// Everything `ehsm serve` can be told.
@@ -82,7 +82,12 @@ pub async fn run(
         None
     };
 
-    let replay = ReplayCache::new(store.replay_entries_since(now_ms() - KEEP_MS).await?);
+    let replay = ReplayCache::new(
+        &setting_or_create(&store, REPLAY_KEY_SETTING, random_secret)
+            .await?
+            .0,
+        store.replay_entries_since(now_ms() - KEEP_MS).await?,
+    );
     let state = AppState(Arc::new(Inner {
         core: Arc::new(core),
         store: store.clone(),
@@ -197,23 +202,41 @@ async fn flush_replay(state: &AppState) {
 /// The enrollment token's hash: created (and the token printed, once) on first start in token
 /// mode; read back afterwards.
 async fn enrollment_token(store: &Store) -> anyhow::Result<Vec<u8>> {
-    if let Some(hash) = store.get_setting(TOKEN_SETTING).await? {
-        return Ok(hash);
-    }
     let token = format!("ehsm-enroll-{}", uuid::Uuid::new_v4().simple());
-    if store
-        .put_setting_if_absent(TOKEN_SETTING, &token_hash(&token))
-        .await?
-    {
+    let (hash, created) =
+        setting_or_create(store, TOKEN_SETTING, || Ok(token_hash(&token))).await?;
+    if created {
         // Printed once, to the operator's terminal; only its hash is stored.
         eprintln!(
             "ehsm: enrollment token (shown once; clients send it as 'Authorization: Bearer <token>'): {token}"
         );
     }
-    store
-        .get_setting(TOKEN_SETTING)
+    Ok(hash)
+}
+
+/// A 256-bit random secret, for settings such as the replay fingerprint key.
+fn random_secret() -> anyhow::Result<Vec<u8>> {
+    let mut key = vec![0; 32];
+    aws_lc_rs::rand::fill(&mut key).context("the system random generator failed")?;
+    Ok(key)
+}
+
+/// The setting `name`, created from `value()` if absent, and whether this call created it. When
+/// several nodes start at once, one insert wins and every node reads the winner's value back.
+async fn setting_or_create(
+    store: &Store,
+    name: &str,
+    value: impl FnOnce() -> anyhow::Result<Vec<u8>>,
+) -> anyhow::Result<(Vec<u8>, bool)> {
+    if let Some(existing) = store.get_setting(name).await? {
+        return Ok((existing, false));
+    }
+    let created = store.put_setting_if_absent(name, &value()?).await?;
+    let stored = store
+        .get_setting(name)
         .await?
-        .context("the enrollment token vanished from the store")
+        .with_context(|| format!("the setting {name} vanished from the store"))?;
+    Ok((stored, created))
 }
 
 fn create_data_dir(dir: &Path) -> anyhow::Result<()> {

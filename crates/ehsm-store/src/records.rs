@@ -128,16 +128,44 @@ impl fmt::Debug for ImportParams {
 }
 
 /// One request seen by the replay check (compatibility spec §3.3).
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+///
+/// The store keeps a fingerprint of the request's (appid, timestamp, nonce), not the strings:
+/// the service computes it with a keyed hash whose key every node reads from the settings, so
+/// all nodes and restarts agree on it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct ReplayEntry {
-    /// The calling application.
-    pub appid: String,
-    /// The request's `timestamp` string, exactly as sent.
-    pub timestamp: String,
-    /// The request's nonce, or `""` when the client sent none.
-    pub nonce: String,
+    /// The keyed hash of the request's appid, timestamp and nonce.
+    pub fingerprint: [u8; 16],
     /// Arrival time, ms since the Unix epoch.
     pub seen_at: i64,
+}
+
+impl ReplayEntry {
+    /// The packed size: fingerprint, then the arrival time as a little-endian i64.
+    pub(crate) const PACKED: usize = 24;
+
+    pub(crate) fn pack(entries: &[ReplayEntry]) -> Vec<u8> {
+        let mut out = Vec::with_capacity(entries.len() * Self::PACKED);
+        for e in entries {
+            out.extend_from_slice(&e.fingerprint);
+            out.extend_from_slice(&e.seen_at.to_le_bytes());
+        }
+        out
+    }
+
+    /// The entries of a packed batch; `None` if its length is not a whole number of entries.
+    pub(crate) fn unpack(packed: &[u8]) -> Option<impl Iterator<Item = ReplayEntry> + '_> {
+        let (chunks, rest) = packed.as_chunks::<{ Self::PACKED }>();
+        rest.is_empty().then(|| {
+            chunks.iter().map(|c| {
+                let (fingerprint, seen_at) = c.split_at(16);
+                ReplayEntry {
+                    fingerprint: fingerprint.try_into().unwrap_or_default(),
+                    seen_at: i64::from_le_bytes(seen_at.try_into().unwrap_or_default()),
+                }
+            })
+        })
+    }
 }
 
 /// Prints `<N bytes>` in place of a blob.
@@ -196,5 +224,25 @@ mod tests {
         assert_eq!(KeyState::from_code(1), Some(KeyState::Enabled));
         assert_eq!(KeyState::from_code(0), Some(KeyState::Disabled));
         assert_eq!(KeyState::from_code(2), None);
+    }
+
+    #[test]
+    fn replay_entries_pack_and_unpack() {
+        let entries = [
+            ReplayEntry {
+                fingerprint: [1; 16],
+                seen_at: -5,
+            },
+            ReplayEntry {
+                fingerprint: [0xff; 16],
+                seen_at: i64::MAX,
+            },
+        ];
+        let packed = ReplayEntry::pack(&entries);
+        assert_eq!(packed.len(), 2 * ReplayEntry::PACKED);
+        let back: Vec<_> = ReplayEntry::unpack(&packed).unwrap().collect();
+        assert_eq!(back, entries);
+        assert_eq!(ReplayEntry::unpack(&[]).unwrap().count(), 0);
+        assert!(ReplayEntry::unpack(&packed[1..]).is_none());
     }
 }

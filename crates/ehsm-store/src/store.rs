@@ -127,11 +127,6 @@ const INSERT_CMK: &str = "INSERT INTO cmks (keyid, appid, keyspec, origin, keyus
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) \
      ON CONFLICT DO NOTHING";
 
-/// Rows per multi-row INSERT of replay entries (4 bound values each). Not more: sqlx's SQLite
-/// driver looks every parameter up by name, which costs in proportion to the parameters in the
-/// statement, so very wide statements get slower per row again.
-const REPLAY_ROWS_PER_STATEMENT: usize = 32;
-
 impl Store {
     /// Opens (and migrates) the database at `url`: `sqlite://path/to/file.db` (created if
     /// missing; the directory must exist) or `postgres://…`.
@@ -384,78 +379,40 @@ impl Store {
     // ---------------------------------------------------------------------------------------
     // Replay cache
 
-    /// Records requests seen, in one transaction. An entry whose (appid, timestamp, nonce) is
-    /// already stored is ignored (its first arrival time is kept).
+    /// Records requests seen (one flush of a node's replay cache) as one row.
     pub async fn insert_replay_entries(&self, entries: &[ReplayEntry]) -> Result<()> {
-        for e in entries {
-            no_nul(&e.appid, "appid contains a NUL character")?;
-            no_nul(&e.timestamp, "timestamp contains a NUL character")?;
-            no_nul(&e.nonce, "nonce contains a NUL character")?;
-        }
-        // Insert in key order: two nodes writing overlapping batches then take row locks in the
-        // same order and cannot deadlock each other on PostgreSQL.
-        let mut sorted: Vec<&ReplayEntry> = entries.iter().collect();
-        sorted.sort_by(|a, b| replay_key(a).cmp(&replay_key(b)));
-        sorted.dedup_by(|a, b| replay_key(a) == replay_key(b));
-        if sorted.is_empty() {
+        let Some(last_seen_at) = entries.iter().map(|e| e.seen_at).max() else {
             return Ok(());
-        }
-        // Multi-row INSERTs: one statement per `REPLAY_ROWS_PER_STATEMENT` entries instead of one
-        // per entry. The replay cache is written on every accepted request, so this is on the
-        // server's hot path (one statement per row cost a fifth of the Encrypt throughput).
-        let mut tx = self.pool.begin().await?;
-        for chunk in sorted.chunks(REPLAY_ROWS_PER_STATEMENT) {
-            let mut sql = String::from(
-                "INSERT INTO replay_cache (appid, req_timestamp, nonce, seen_at) VALUES ",
-            );
-            for i in 0..chunk.len() {
-                let p = 4 * i;
-                if i > 0 {
-                    sql.push(',');
-                }
-                sql.push_str(&format!("(${}, ${}, ${}, ${})", p + 1, p + 2, p + 3, p + 4));
-            }
-            sql.push_str(" ON CONFLICT DO NOTHING");
-            // Audited: the text is built only from constant SQL and placeholder numbers; every
-            // value is a bound parameter.
-            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
-            for e in chunk {
-                query = query
-                    .bind(&e.appid)
-                    .bind(&e.timestamp)
-                    .bind(&e.nonce)
-                    .bind(e.seen_at);
-            }
-            query.execute(&mut *tx).await?;
-        }
-        tx.commit().await?;
+        };
+        sqlx::query("INSERT INTO replay_batches (last_seen_at, entries) VALUES ($1, $2)")
+            .bind(last_seen_at)
+            .bind(ReplayEntry::pack(entries))
+            .execute(&self.pool)
+            .await?;
         Ok(())
     }
 
-    /// Entries that arrived at or after `seen_at_min` (ms), oldest first.
+    /// Entries that arrived at or after `seen_at_min` (ms), in no particular order; a request
+    /// recorded twice (by two nodes) may appear twice.
     pub async fn replay_entries_since(&self, seen_at_min: i64) -> Result<Vec<ReplayEntry>> {
-        let rows = sqlx::query(
-            "SELECT appid, req_timestamp, nonce, seen_at FROM replay_cache WHERE seen_at >= $1 \
-             ORDER BY seen_at, appid, req_timestamp, nonce",
-        )
-        .bind(seen_at_min)
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter()
-            .map(|row| {
-                Ok(ReplayEntry {
-                    appid: row.try_get("appid")?,
-                    timestamp: row.try_get("req_timestamp")?,
-                    nonce: row.try_get("nonce")?,
-                    seen_at: row.try_get("seen_at")?,
-                })
-            })
-            .collect()
+        let rows = sqlx::query("SELECT entries FROM replay_batches WHERE last_seen_at >= $1")
+            .bind(seen_at_min)
+            .fetch_all(&self.pool)
+            .await?;
+        let mut out = Vec::new();
+        for row in &rows {
+            let packed: Vec<u8> = row.try_get("entries")?;
+            let entries = ReplayEntry::unpack(&packed).ok_or(Error::Corrupt(
+                "a replay batch is not a whole number of entries",
+            ))?;
+            out.extend(entries.filter(|e| e.seen_at >= seen_at_min));
+        }
+        Ok(out)
     }
 
-    /// Deletes entries that arrived before `seen_before` (ms); returns how many.
+    /// Deletes batches whose every entry arrived before `seen_before` (ms); returns how many.
     pub async fn prune_replay_entries(&self, seen_before: i64) -> Result<u64> {
-        let done = sqlx::query("DELETE FROM replay_cache WHERE seen_at < $1")
+        let done = sqlx::query("DELETE FROM replay_batches WHERE last_seen_at < $1")
             .bind(seen_before)
             .execute(&self.pool)
             .await?;
@@ -544,10 +501,6 @@ fn key_error(e: sqlx::Error) -> Error {
         return Error::UnknownApp;
     }
     Error::Database(e)
-}
-
-fn replay_key(e: &ReplayEntry) -> (&str, &str, &str) {
-    (&e.appid, &e.timestamp, &e.nonce)
 }
 
 fn cmk_from_row(row: &AnyRow) -> Result<CmkRecord> {

@@ -458,91 +458,53 @@ pub(crate) async fn complete_import_concurrent_exactly_one_wins(db: TestDb) {
     assert_eq!(stored.import, None);
 }
 
-/// A batch spanning several multi-row statements (and duplicates across their boundaries) is
-/// stored exactly once per key.
-pub(crate) async fn replay_batches_larger_than_one_statement(db: TestDb) {
+fn replay_entry(n: u64, seen_at: i64) -> ReplayEntry {
+    let mut fingerprint = [0; 16];
+    fingerprint[..8].copy_from_slice(&n.to_le_bytes());
+    fingerprint[15] = 0xa5;
+    ReplayEntry {
+        fingerprint,
+        seen_at,
+    }
+}
+
+/// A large flush (one row) comes back entry for entry.
+pub(crate) async fn replay_batch_of_many_entries_round_trips(db: TestDb) {
     let s = &db.store;
-    let entry = |i: usize| ReplayEntry {
-        appid: format!("app{}", i % 7),
-        timestamp: format!("{}", 1_700_000_000_000u64 + i as u64),
-        nonce: format!("n{i}"),
-        seen_at: i as i64,
-    };
-    let mut batch: Vec<ReplayEntry> = (0..1000).map(entry).collect();
-    // Every tenth entry again, so duplicates fall into other statements of the batch.
-    batch.extend((0..1000).step_by(10).map(entry));
+    let batch: Vec<ReplayEntry> = (0..20_000).map(|i| replay_entry(i, i as i64)).collect();
     s.insert_replay_entries(&batch).await.unwrap();
-    s.insert_replay_entries(&batch[..300]).await.unwrap();
-    let all = s.replay_entries_since(i64::MIN).await.unwrap();
-    assert_eq!(all.len(), 1000);
-    let nonces: BTreeSet<_> = all.iter().map(|e| e.nonce.clone()).collect();
-    assert_eq!(nonces.len(), 1000);
+    let mut all = s.replay_entries_since(i64::MIN).await.unwrap();
+    all.sort_by_key(|e| e.seen_at);
+    assert_eq!(all, batch);
 }
 
 pub(crate) async fn replay_entries_insert_since_prune(db: TestDb) {
     let s = &db.store;
-    let e = |appid: &str, ts: &str, nonce: &str, seen_at: i64| ReplayEntry {
-        appid: appid.into(),
-        timestamp: ts.into(),
-        nonce: nonce.into(),
-        seen_at,
-    };
+    let set = |v: Vec<ReplayEntry>| v.into_iter().collect::<BTreeSet<_>>();
     s.insert_replay_entries(&[]).await.unwrap();
-    s.insert_replay_entries(&[
-        e("a1", "1700000000000", "", 100),
-        e("a1", "1700000000000", "n1", 100),
-        e("a2", "1700000000000", "", 150),
-        e("a1", "1700000000000", "", 999), // duplicate within the batch: ignored
-    ])
-    .await
-    .unwrap();
-    // A duplicate across batches keeps the first arrival time.
-    s.insert_replay_entries(&[
-        e("a1", "1700000000000", "", 300),
-        e("a1", "1700000000001", "", 200),
-    ])
-    .await
-    .unwrap();
-    let all = s.replay_entries_since(i64::MIN).await.unwrap();
-    let set: BTreeSet<_> = all
-        .iter()
-        .cloned()
-        .map(|r| (r.appid, r.timestamp, r.nonce, r.seen_at))
-        .collect();
-    let want: BTreeSet<_> = [
-        ("a1", "1700000000000", "", 100),
-        ("a1", "1700000000000", "n1", 100),
-        ("a2", "1700000000000", "", 150),
-        ("a1", "1700000000001", "", 200),
-    ]
-    .into_iter()
-    .map(|(a, t, n, at)| (a.to_owned(), t.to_owned(), n.to_owned(), at))
-    .collect();
-    assert_eq!(set, want);
-    assert_eq!(all.len(), 4);
-    assert!(
-        all.windows(2).all(|w| w[0].seen_at <= w[1].seen_at),
-        "oldest first"
-    );
-    let recent = s.replay_entries_since(150).await.unwrap();
+    assert_eq!(s.replay_entries_since(i64::MIN).await.unwrap(), []);
+    let first = [replay_entry(1, 100), replay_entry(2, 150)];
+    let second = [replay_entry(3, 120), replay_entry(4, 300)];
+    s.insert_replay_entries(&first).await.unwrap();
+    s.insert_replay_entries(&second).await.unwrap();
     assert_eq!(
-        recent,
-        [
-            e("a2", "1700000000000", "", 150),
-            e("a1", "1700000000001", "", 200)
-        ]
+        set(s.replay_entries_since(i64::MIN).await.unwrap()),
+        set([first, second].concat())
     );
-    assert_eq!(s.prune_replay_entries(150).await.unwrap(), 2);
-    assert_eq!(s.replay_entries_since(i64::MIN).await.unwrap(), recent);
-    assert_eq!(s.prune_replay_entries(150).await.unwrap(), 0);
-    // A pruned entry can be recorded again.
-    s.insert_replay_entries(&[e("a1", "1700000000000", "", 400)])
-        .await
-        .unwrap();
+    // Entries are filtered one by one, not by batch.
     assert_eq!(
-        s.replay_entries_since(400).await.unwrap(),
-        [e("a1", "1700000000000", "", 400)]
+        set(s.replay_entries_since(150).await.unwrap()),
+        set(vec![first[1], second[1]])
     );
+    // A batch is pruned only when all its entries are older than the limit.
+    assert_eq!(s.prune_replay_entries(200).await.unwrap(), 1);
+    assert_eq!(
+        set(s.replay_entries_since(i64::MIN).await.unwrap()),
+        set(second.to_vec())
+    );
+    assert_eq!(s.prune_replay_entries(200).await.unwrap(), 0);
+    assert_eq!(s.prune_replay_entries(301).await.unwrap(), 1);
+    assert_eq!(s.replay_entries_since(i64::MIN).await.unwrap(), []);
 }
 
 pub(crate) async fn settings_put_if_absent_never_overwrites(db: TestDb) {
@@ -611,12 +573,7 @@ pub(crate) async fn data_survives_close_and_reopen(db: TestDb) {
     };
     s.insert_cmk(&k).await.unwrap();
     s.put_setting_if_absent("name", b"value").await.unwrap();
-    let entry = ReplayEntry {
-        appid: "a1".into(),
-        timestamp: "1".into(),
-        nonce: "n".into(),
-        seen_at: 5,
-    };
+    let entry = replay_entry(7, 5);
     s.insert_replay_entries(std::slice::from_ref(&entry))
         .await
         .unwrap();
@@ -724,12 +681,7 @@ pub(crate) async fn tricky_strings_round_trip(db: TestDb) {
         );
         assert!(s.put_setting_if_absent(t, t.as_bytes()).await.unwrap());
         assert_eq!(s.get_setting(t).await.unwrap(), Some(t.as_bytes().to_vec()));
-        let entry = ReplayEntry {
-            appid: appid.clone(),
-            timestamp: t.to_string(),
-            nonce: t.to_string(),
-            seen_at: i as i64,
-        };
+        let entry = replay_entry(i as u64, i as i64);
         s.insert_replay_entries(std::slice::from_ref(&entry))
             .await
             .unwrap();
@@ -761,15 +713,7 @@ pub(crate) async fn nul_in_text_is_refused(db: TestDb) {
     ));
     assert!(invalid(s.get_cmk("k\0").await));
     assert!(invalid(s.put_setting_if_absent("n\0", b"v").await));
-    let entry = ReplayEntry {
-        appid: "a1".into(),
-        timestamp: "1".into(),
-        nonce: "\0".into(),
-        seen_at: 0,
-    };
-    assert!(invalid(s.insert_replay_entries(&[entry]).await));
     assert_eq!(s.list_cmks("a1", 10).await.unwrap(), []);
-    assert_eq!(s.replay_entries_since(i64::MIN).await.unwrap(), []);
     // Blobs may hold NUL bytes, of course.
     s.insert_cmk(&CmkRecord {
         blob: vec![0; 16],

@@ -51,7 +51,7 @@ suite!(
     import_params_set_replace_complete,
     complete_import_concurrent_exactly_one_wins,
     replay_entries_insert_since_prune,
-    replay_batches_larger_than_one_statement,
+    replay_batch_of_many_entries_round_trips,
     settings_put_if_absent_never_overwrites,
     settings_put_if_absent_concurrent,
     data_survives_close_and_reopen,
