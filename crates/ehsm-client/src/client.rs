@@ -2,18 +2,18 @@
 
 use core::fmt;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
-use aws_lc_rs::hmac;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use ehsm_proto::Action;
-use ehsm_proto::canon::signing_string;
+use reqwest::header::CONTENT_TYPE;
 use reqwest::{StatusCode, Url};
-use serde::de::DeserializeOwned;
-use serde_json::{Map, Value};
+use serde::de::{DeserializeOwned, IgnoredAny};
+use serde_json::Value;
 
 use crate::error::{Error, Result};
+use crate::prepared::PreparedRequest;
 
 /// An appid and its API key, as issued by [`Client::enroll`].
 ///
@@ -233,14 +233,16 @@ impl Client {
         self.get(Action::GetVersion, None).await?.parse()
     }
 
-    fn url(&self, action: Action) -> Url {
+    /// Where `action` is sent: `<url>/ehsm?Action=<Name>`. For callers that send
+    /// [`PreparedRequest`]s with their own HTTP stack.
+    pub fn action_url(&self, action: Action) -> Url {
         let mut url = self.endpoint.clone();
         url.set_query(Some(&format!("Action={}", action.as_str())));
         url
     }
 
     async fn get(&self, action: Action, bearer: Option<&str>) -> Result<Reply> {
-        let mut request = self.http.get(self.url(action));
+        let mut request = self.http.get(self.action_url(action));
         if let Some(token) = bearer {
             request = request.bearer_auth(token);
         }
@@ -256,8 +258,14 @@ impl Client {
                 action.as_str()
             ))
         })?;
-        let body = signed_body(credentials, timestamp_now(), random_nonce(), payload);
-        let response = self.http.post(self.url(action)).json(&body).send().await?;
+        let body = PreparedRequest::new(credentials, action, payload).signed_body_now();
+        let response = self
+            .http
+            .post(self.action_url(action))
+            .header(CONTENT_TYPE, "application/json")
+            .body(body)
+            .send()
+            .await?;
         read_reply(action, response).await
     }
 }
@@ -269,47 +277,6 @@ fn enrolled(reply: Reply) -> Result<Credentials> {
     })
 }
 
-/// The request envelope of spec §2.3: `{appid, timestamp, nonce, payload, sign}`.
-///
-/// The signing string comes from `ehsm_proto::canon`, the canonicaliser the ehsm server itself
-/// uses, so client and server cannot disagree about what is signed: upstream's three SDKs each
-/// had their own and differed from the server on empty strings, booleans and quotes (spec §3.4).
-pub(crate) fn signed_body(
-    credentials: &Credentials,
-    timestamp: String,
-    nonce: String,
-    payload: Value,
-) -> Map<String, Value> {
-    let mut body = Map::new();
-    body.insert("appid".into(), credentials.appid.clone().into());
-    body.insert("timestamp".into(), timestamp.into());
-    body.insert("nonce".into(), nonce.into());
-    if !matches!(&payload, Value::Object(m) if m.is_empty()) {
-        body.insert("payload".into(), payload);
-    }
-    let key = hmac::Key::new(hmac::HMAC_SHA256, credentials.apikey.as_bytes());
-    let tag = hmac::sign(&key, signing_string(&body).as_bytes());
-    body.insert("sign".into(), STANDARD.encode(tag.as_ref()).into());
-    body
-}
-
-/// Milliseconds since the epoch as a string: 13 characters until the year 2286, as the server
-/// requires.
-fn timestamp_now() -> String {
-    let ms = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis());
-    ms.to_string()
-}
-
-/// A random u64 in decimal, as upstream's Rust SDK sends.
-fn random_nonce() -> String {
-    // A v4 UUID has 122 random bits; the 6 fixed ones sit where the other half is random, so the
-    // XOR of the two halves is a uniformly random u64.
-    let (hi, lo) = uuid::Uuid::new_v4().as_u64_pair();
-    (hi ^ lo).to_string()
-}
-
 async fn read_reply(action: Action, response: reqwest::Response) -> Result<Reply> {
     let status = response.status();
     let body = response.bytes().await?;
@@ -319,38 +286,73 @@ async fn read_reply(action: Action, response: reqwest::Response) -> Result<Reply
 /// Reads the answer envelope of spec §2.2, `{code, message, result}`, which ehsm always sends with
 /// HTTP status 200, and returns the `result` of a code-200 answer.
 pub(crate) fn decode_envelope(action: Action, status: StatusCode, body: &[u8]) -> Result<Reply> {
-    let snippet = String::from_utf8_lossy(&body[..body.len().min(200)]);
+    let result = open_envelope(action, status, body)?;
+    Ok(Reply { action, result })
+}
+
+/// Checks an answer to `action` as every call of the SDK does, without keeping its `result`:
+/// `Ok` for HTTP status 200 with body code 200, [`Error::Api`] with the body's code and message
+/// for a refusal, and [`Error::Decode`] for anything else. For callers that send
+/// [`PreparedRequest`]s with their own HTTP stack and only need to know that a request
+/// succeeded; the `result` is skipped, not parsed into values.
+///
+/// # Errors
+///
+/// [`Error::Api`] and [`Error::Decode`], as above.
+pub fn check_reply(action: Action, status: StatusCode, body: &[u8]) -> Result<()> {
+    open_envelope::<IgnoredAny>(action, status, body).map(drop)
+}
+
+/// The answer envelope; `R` is what `result` is read into.
+#[derive(serde::Deserialize)]
+struct Envelope<R> {
+    code: i64,
+    // Upstream leaves `message` out for an unknown appid (spec §2.4 step 9a).
+    #[serde(default)]
+    message: Option<Value>,
+    #[serde(default)]
+    result: R,
+}
+
+/// The `result` of a code-200 answer, read into `R`; the refusal of any other code.
+fn open_envelope<R: DeserializeOwned + Default>(
+    action: Action,
+    status: StatusCode,
+    body: &[u8],
+) -> Result<R> {
+    // Only for errors: a load generator reads many answers and must not pay for this.
+    let snippet = || String::from_utf8_lossy(&body[..body.len().min(200)]);
     if status != StatusCode::OK {
         return Err(Error::Decode(format!(
-            "{}: HTTP status {status} (ehsm always answers 200); body: {snippet:?}",
-            action.as_str()
+            "{}: HTTP status {status} (ehsm always answers 200); body: {:?}",
+            action.as_str(),
+            snippet()
         )));
     }
     let not_envelope = |why: &dyn fmt::Display| {
         Error::Decode(format!(
-            "{}: the body is not an ehsm {{code, message, result}} envelope ({why}); body: {snippet:?}",
-            action.as_str()
+            "{}: the body is not an ehsm {{code, message, result}} envelope ({why}); body: {:?}",
+            action.as_str(),
+            snippet()
         ))
     };
-    let mut envelope: Map<String, Value> =
-        serde_json::from_slice(body).map_err(|e| not_envelope(&e))?;
-    let code = envelope
-        .get("code")
-        .and_then(Value::as_i64)
-        .ok_or_else(|| not_envelope(&"no integer code"))?;
-    if code != 200 {
-        // Upstream leaves `message` out for an unknown appid (spec §2.4 step 9a).
-        let message = match envelope.remove("message") {
+    // A derived struct also accepts a JSON array of its fields, which no server sends.
+    if !body.trim_ascii_start().starts_with(b"{") {
+        return Err(not_envelope(&"not a JSON object"));
+    }
+    let envelope: Envelope<R> = serde_json::from_slice(body).map_err(|e| not_envelope(&e))?;
+    if envelope.code != 200 {
+        let message = match envelope.message {
             Some(Value::String(message)) => message,
-            None | Some(Value::Null) => String::new(),
+            None => String::new(),
             Some(other) => other.to_string(),
         };
-        return Err(Error::Api { code, message });
+        return Err(Error::Api {
+            code: envelope.code,
+            message,
+        });
     }
-    Ok(Reply {
-        action,
-        result: envelope.remove("result").unwrap_or(Value::Null),
-    })
+    Ok(envelope.result)
 }
 
 /// The `result` of a successful answer, with typed accessors whose errors name the action and

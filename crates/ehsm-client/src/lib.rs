@@ -21,9 +21,11 @@
 //! # Design
 //!
 //! - **One signed call.** Every action goes through one private function that builds the
-//!   envelope `{appid, timestamp, nonce, payload, sign}`, posts it to `/ehsm?Action=<Name>` and
-//!   checks the `{code, message, result}` answer. A typed method only builds its payload and reads
-//!   its result, so adding an action is one short method.
+//!   envelope `{appid, timestamp, nonce, payload, sign}` with a [`PreparedRequest`], posts it to
+//!   `/ehsm?Action=<Name>` and checks the `{code, message, result}` answer. A typed method only
+//!   builds its payload and reads its result, so adding an action is one short method. Callers
+//!   with their own HTTP stack, or that send one payload many times, use [`PreparedRequest`] and
+//!   [`check_reply`] directly.
 //! - **The server's canonicaliser signs.** The string under the HMAC comes from
 //!   `ehsm_proto::canon`, which the ehsm server uses too. Upstream's SDKs each had their own and
 //!   disagreed with the server on empty strings, booleans and quotes (compatibility spec §3.4).
@@ -37,11 +39,14 @@
 mod client;
 mod error;
 mod keys;
+mod prepared;
 
-pub use client::{Client, ClientBuilder, Credentials, Version};
+pub use client::{Client, ClientBuilder, Credentials, Version, check_reply};
+pub use ehsm_proto::Action;
 pub use ehsm_proto::spec::{DigestMode, KeySpec, KeyUsage, MessageType, Origin, PaddingMode};
 pub use error::{Error, Result};
 pub use keys::{DataKey, ImportParameters, KeyInfo};
+pub use prepared::{PreparedRequest, timestamp_now};
 
 #[cfg(test)]
 mod tests;

@@ -12,7 +12,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
-use crate::client::{decode_envelope, endpoint, signed_body};
+use crate::client::{decode_envelope, endpoint};
 use crate::*;
 
 // Spec §3.6.
@@ -37,13 +37,126 @@ fn expected_sign(body: &Map<String, Value>, apikey: &str) -> String {
 
 // ---- envelope and signing ----
 
+/// The envelope the SDK sends, parsed.
+fn signed_body(
+    credentials: &Credentials,
+    timestamp: &str,
+    nonce: &str,
+    payload: Value,
+) -> Map<String, Value> {
+    let prepared = PreparedRequest::new(credentials, Action::Encrypt, payload);
+    serde_json::from_slice(&prepared.signed_body(timestamp, nonce)).unwrap()
+}
+
+/// The envelope as the SDK built it before [`PreparedRequest`], and as spec §2.3 and §3 define
+/// it: the whole body in a map, canonicalised at once. The prepared envelope must equal it.
+fn reference_body(
+    credentials: &Credentials,
+    timestamp: &str,
+    nonce: &str,
+    payload: Value,
+) -> Map<String, Value> {
+    let mut body = Map::new();
+    body.insert("appid".into(), credentials.appid.clone().into());
+    body.insert("timestamp".into(), timestamp.into());
+    body.insert("nonce".into(), nonce.into());
+    if !matches!(&payload, Value::Object(m) if m.is_empty()) {
+        body.insert("payload".into(), payload);
+    }
+    let key = hmac::Key::new(hmac::HMAC_SHA256, credentials.apikey.as_bytes());
+    let tag = hmac::sign(&key, signing_string(&body).as_bytes());
+    body.insert("sign".into(), STANDARD.encode(tag.as_ref()).into());
+    body
+}
+
+/// Payloads whose canon or JSON text has a trap: each rule of spec §3.1, JSON escapes, and
+/// non-object payloads (which the server refuses, but which must still sign the same).
+fn tricky_payloads() -> Vec<Value> {
+    vec![
+        json!({}),
+        json!({"keyid": KEYID, "keylen": 16, "aad": ""}),
+        json!({"secretName": "a b&c=d", "forceDelete": "true", "recoveryPeriod": 7}),
+        json!({"b": true, "f": false, "z": 0, "e": [], "a": [1, 2], "n": {"y": 1, "x": "q"}, "s": " "}),
+        json!({"q": "\"quoted\" \\ back\\slash", "c": "tab\t nl\n nul\u{0} del\u{7f}", "u": "é 漢 \u{1F600}"}),
+        json!({"\u{E000}": 2, "\u{1F600}": 1, "k\"ey": "v", "": "empty key"}),
+        json!({"x": 1.5e-7, "y": 1e21, "big": 9_007_199_254_740_993_u64, "neg": -0.0}),
+        json!({"toString": {"toString": 1}, "arr": [[""], [null], {}]}),
+        json!({"plaintext": STANDARD.encode([0xA5; 1024]), "keyid": KEYID}),
+        json!({"nested": {}}),
+        json!([]),
+        json!([1, "a"]),
+        json!(""),
+        json!("text"),
+        json!(null),
+        json!(false),
+    ]
+}
+
+#[test]
+fn prepared_body_equals_the_reference_envelope() {
+    let special = Credentials {
+        appid: "app \"id\" & =\n".into(),
+        apikey: "k".into(),
+    };
+    let no_appid = Credentials {
+        appid: String::new(),
+        apikey: APIKEY.into(),
+    };
+    for credentials in [creds(), special, no_appid] {
+        for payload in tricky_payloads() {
+            let prepared = PreparedRequest::new(&credentials, Action::Encrypt, payload.clone());
+            for (timestamp, nonce) in [
+                ("1700000000000", "1234567890"),
+                ("1700000000000", ""),
+                ("", "n"),
+                ("1700000000001", "a&b=c \"\\\u{1}é"),
+            ] {
+                let want = reference_body(&credentials, timestamp, nonce, payload.clone());
+                let mut unsigned = want.clone();
+                unsigned.remove("sign");
+                let case = format!("{credentials:?} {payload} {timestamp:?} {nonce:?}");
+                assert_eq!(
+                    prepared.signing_string(timestamp, nonce),
+                    signing_string(&unsigned),
+                    "{case}"
+                );
+                let got: Map<String, Value> =
+                    serde_json::from_slice(&prepared.signed_body(timestamp, nonce)).unwrap();
+                assert_eq!(got, want, "{case}");
+            }
+        }
+    }
+}
+
+#[test]
+fn prepared_body_signs_each_send_afresh() {
+    let payload = json!({"keyid": KEYID, "plaintext": "aGVsbG8="});
+    let prepared = PreparedRequest::new(&creds(), Action::Encrypt, payload.clone());
+    assert_eq!(prepared.action(), Action::Encrypt);
+    assert!(!format!("{prepared:?}").contains(APIKEY));
+    let bodies: Vec<Map<String, Value>> = (0..2)
+        .map(|_| serde_json::from_slice(&prepared.signed_body_now()).unwrap())
+        .collect();
+    for body in &bodies {
+        let timestamp = body["timestamp"].as_str().unwrap();
+        assert!(
+            timestamp.len() == 13 && timestamp.bytes().all(|b| b.is_ascii_digit()),
+            "{timestamp}"
+        );
+        body["nonce"].as_str().unwrap().parse::<u64>().unwrap();
+        assert_eq!(body["payload"], payload);
+        assert_eq!(body["sign"], expected_sign(body, APIKEY));
+    }
+    assert_ne!(bodies[0]["nonce"], bodies[1]["nonce"]);
+}
+
 #[test]
 fn envelope_reproduces_spec_3_6_vector_3() {
     // The vector's payload also has `aad: ""`, which the server skips; the SDK never sends it.
     let body = signed_body(
         &creds(),
-        "1700000000000".into(),
-        "1234567890".into(),
+        "1700000000000",
+        "1234567890",
         json!({"keyid": KEYID, "keylen": 16}),
     );
     let mut unsigned = body.clone();
@@ -66,7 +179,7 @@ fn envelope_reproduces_spec_3_6_vector_3() {
 
 #[test]
 fn empty_payload_and_empty_aad_are_left_out() {
-    let body = signed_body(&creds(), "1700000000000".into(), "1".into(), json!({}));
+    let body = signed_body(&creds(), "1700000000000", "1", json!({}));
     assert!(!body.contains_key("payload"));
     let mut unsigned = body.clone();
     unsigned.remove("sign");
@@ -178,6 +291,52 @@ fn answers_decode_by_fault() {
             matches!(decode(status, body), Err(Error::Decode(_))),
             "{status} {body}"
         );
+    }
+}
+
+#[test]
+fn check_reply_reads_answers_as_decode_envelope_does() {
+    let answers = [
+        (
+            200,
+            r#"{"code":200,"message":"success!","result":{"ciphertext":"AAEC"}}"#,
+        ),
+        (200, r#" {"code":200}"#),
+        (200, r#"{"code":400,"message":"keyid error","result":{}}"#),
+        (200, r#"{"code":400,"result":{}}"#),
+        (200, r#"{"code":400,"message":null}"#),
+        (200, r#"{"code":400,"message":["odd"]}"#),
+        (
+            200,
+            r#"{"code":500,"message":"Server exception.","result":null}"#,
+        ),
+        (200, r#"{"code":200.0,"result":{}}"#),
+        (200, r#"{"code":"200","result":{}}"#),
+        (200, r#"{"code":200,"result":{"a":"#),
+        (200, r#"{"message":"no code"}"#),
+        (200, "[200]"),
+        (200, "<html>hi</html>"),
+        (200, ""),
+        (500, r#"{"code":200,"result":{}}"#),
+    ];
+    for (status, body) in answers {
+        let status = StatusCode::from_u16(status).unwrap();
+        let full = decode_envelope(Action::Encrypt, status, body.as_bytes());
+        let cheap = check_reply(Action::Encrypt, status, body.as_bytes());
+        match (full, cheap) {
+            (Ok(_), Ok(())) => {}
+            (
+                Err(Error::Api { code, message }),
+                Err(Error::Api {
+                    code: cheap_code,
+                    message: cheap_message,
+                }),
+            ) => assert_eq!((code, message), (cheap_code, cheap_message), "{body}"),
+            (Err(Error::Decode(full)), Err(Error::Decode(cheap))) => {
+                assert_eq!(full, cheap, "{body}");
+            }
+            (full, cheap) => panic!("{body}: {full:?} but {cheap:?}"),
+        }
     }
 }
 

@@ -743,3 +743,32 @@ fn bench_runs_every_action_and_cleans_up() {
         Some(2)
     );
 }
+
+/// Bench's measured requests use their own connections, not the SDK's: they must reach the
+/// servers the other commands reach, with the same trust. (`--ca-cert` is the test above.)
+#[test]
+fn bench_connects_over_insecure_tls_and_plain_http() {
+    let tls = Server::start(&[]);
+    let plain = Server::start(&["--http"]);
+    let cli = Cli::new(&tls);
+    for (url, trust) in [(&tls.url, Some("--insecure")), (&plain.url, None)] {
+        let mut args = vec![
+            "bench",
+            "--url",
+            url,
+            "--connections",
+            "2",
+            "--duration",
+            "300ms",
+            "--warmup",
+            "0s",
+            "--action",
+            "get-version",
+            "--action",
+            "encrypt",
+        ];
+        args.extend(trust);
+        // Exit code 0 means every request succeeded.
+        assert_success(&cli.run_with(cli.bare(&args), b""), &args);
+    }
+}

@@ -5,17 +5,26 @@
 //!   `EHSM_*` variables, never the profile's) and creates the keys the actions need: one
 //!   AES-GCM-256 key (encrypt, decrypt, generate-data-key), one EC P-256 and one RSA-3072 signing
 //!   key. Keys it created are deleted at the end.
-//! - **Workers.** `--connections` workers each own an SDK `Client` built separately, so each keeps
-//!   its own keep-alive connection. Clones of one `Client` would share one pool: over plain HTTP
-//!   that also ends at one HTTP/1.1 connection per concurrent request, but over HTTPS the server
-//!   offers HTTP/2 and every clone would multiplex on a single connection, which measures
-//!   something else. Each request is signed afresh, with its own random nonce (spec §3.3).
-//! - **Timing.** Each action runs on its own, one after another: workers send requests
-//!   back-to-back (closed loop) for `--warmup` (not recorded: connections, TLS and caches warm
-//!   up) and then `--duration`. A request is recorded if it *started* in the measured window; its
-//!   latency is taken from just before the SDK call to just after the decoded answer, so it
-//!   includes signing, the network and the server. Each worker records into its own
-//!   [`hist::Histogram`] (log-linear buckets, ≤1.6% error) and error counter, merged at the end.
+//!   The set-up goes through the SDK; the measured requests do not (next point).
+//! - **Workers.** `--connections` workers each own one keep-alive HTTP/1.1 connection: hyper's
+//!   bare client connection over TCP (`TCP_NODELAY`), or over rustls for `https://` with the
+//!   same trust as the SDK (`--insecure`, `--ca-cert`, else the system's roots). Sent through the
+//!   SDK (reqwest's pool, the payload canonicalised and the whole answer decoded on every call),
+//!   each request cost the client about twice the CPU, which on a small machine was taken from
+//!   the server being measured. Each action's payload is signed with an SDK [`PreparedRequest`],
+//!   which renders its canonical string and JSON once; each request then gets a fresh
+//!   timestamp, a nonce of its own (the worker's random prefix and a counter: the server refuses
+//!   a replay, spec §3.3) and its HMAC. GetVersion is an unsigned GET, as the SDK sends it. An
+//!   answer is checked with the SDK's `check_reply` (HTTP 200 and body code 200), which skips
+//!   the `result` instead of decoding it. A connection that fails is replaced at the next
+//!   request; one the server closed between two requests is replaced without counting an error.
+//! - **Timing.** Each action runs on its own, one after another, on new connections: workers
+//!   connect and send requests back-to-back (closed loop) for `--warmup` (not recorded:
+//!   connections, TLS and caches warm up) and then `--duration`. A request is recorded if it
+//!   *started* in the measured window; its latency is taken from just before signing to just
+//!   after the checked answer, so it includes signing, the network and the server. Each worker
+//!   records into its own [`hist::Histogram`] (log-linear buckets, ≤1.6% error) and error
+//!   counter, merged at the end.
 //! - **Bounds.** At most 1024 workers, 1 hour per action and 10 minutes of warm-up; every
 //!   request times out after 10 s, so an action ends at most that long after its window.
 //! - **Results.** Per action: requests, errors by code, throughput (successful requests per
@@ -29,13 +38,25 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use ehsm_client::{Client, DigestMode, Error, KeySpec, KeyUsage, MessageType, Origin, PaddingMode};
+use anyhow::{Context as _, anyhow};
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use ehsm_client::{
+    Action as WireAction, Client, Credentials, DigestMode, Error, KeySpec, KeyUsage, MessageType,
+    Origin, PaddingMode, PreparedRequest, check_reply, timestamp_now,
+};
+use hyper::Uri;
+use hyper::http::uri::PathAndQuery;
+use serde_json::{Value, json};
 
 use crate::cli::{CmdResult, ConnArgs, Failure, Session, output};
 
 mod hist;
+mod http;
+mod tls;
 
 use hist::Histogram;
+use http::{Connection, Endpoint, SendError};
 
 /// The per-request limit, which also bounds how long an action can overrun its window.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
@@ -115,57 +136,104 @@ impl Action {
             Action::GenerateDataKey => "generate-data-key",
         }
     }
+
+    /// The eHSM action it sends.
+    fn wire(self) -> WireAction {
+        match self {
+            Action::GetVersion => WireAction::GetVersion,
+            Action::Encrypt => WireAction::Encrypt,
+            Action::Decrypt => WireAction::Decrypt,
+            Action::SignEcP256 | Action::SignRsa3072 => WireAction::Sign,
+            Action::GenerateDataKey => WireAction::GenerateDataKey,
+        }
+    }
 }
 
 /// One request of an action, with everything prepared.
-enum Work {
-    GetVersion,
-    Encrypt {
-        keyid: String,
-        plaintext: Vec<u8>,
-    },
-    Decrypt {
-        keyid: String,
-        ciphertext: Vec<u8>,
-    },
-    Sign {
-        keyid: String,
-        padding: PaddingMode,
-        message: Vec<u8>,
-    },
-    GenerateDataKey {
-        keyid: String,
-    },
+struct Work {
+    action: WireAction,
+    /// Where the SDK sends the action: `/ehsm?Action=<Name>`, after the URL's own path.
+    target: PathAndQuery,
+    /// The signed payload; `None` for GetVersion, an unsigned GET.
+    signed: Option<PreparedRequest>,
 }
 
 impl Work {
-    async fn once(&self, c: &Client) -> Result<(), Error> {
-        match self {
-            Work::GetVersion => c.get_version().await.map(drop),
-            Work::Encrypt { keyid, plaintext } => c.encrypt(keyid, plaintext, None).await.map(drop),
-            Work::Decrypt { keyid, ciphertext } => {
-                c.decrypt(keyid, ciphertext, None).await.map(drop)
-            }
-            Work::Sign {
-                keyid,
-                padding,
-                message,
-            } => c
-                .sign(
-                    keyid,
-                    DigestMode::Sha256,
-                    *padding,
-                    MessageType::Raw,
-                    message,
-                )
-                .await
-                .map(drop),
-            Work::GenerateDataKey { keyid } => c
-                .generate_data_key(keyid, DATA_KEY_LEN, None)
-                .await
-                .map(drop),
-        }
+    /// `action` with `payload` signed by `credentials`, or unsigned without a payload.
+    fn new(
+        c: &Client,
+        credentials: &Credentials,
+        action: WireAction,
+        payload: Option<Value>,
+    ) -> anyhow::Result<Work> {
+        let url = action_uri(c, action)?;
+        let target = url
+            .path_and_query()
+            .cloned()
+            .with_context(|| format!("the URL {url} has no path"))?;
+        Ok(Work {
+            action,
+            target,
+            signed: payload.map(|p| PreparedRequest::new(credentials, action, p)),
+        })
     }
+
+    async fn once(&self, conn: &mut Connection, nonces: &mut Nonces) -> Result<(), RequestError> {
+        let body = self
+            .signed
+            .as_ref()
+            .map(|p| p.signed_body(&timestamp_now(), &nonces.fresh()));
+        let (status, answer) = conn
+            .send(&self.target, body)
+            .await
+            .map_err(RequestError::Send)?;
+        check_reply(self.action, status, &answer).map_err(RequestError::Answer)
+    }
+}
+
+/// The SDK's URL for `action`, as hyper takes it.
+fn action_uri(c: &Client, action: WireAction) -> anyhow::Result<Uri> {
+    let url = c.action_url(action);
+    url.as_str()
+        .parse()
+        .with_context(|| format!("the URL {url} is not a valid URI"))
+}
+
+/// A worker's nonces: a random prefix, then a counter.
+///
+/// The server refuses a request whose timestamp and nonce it has seen in the last 20 minutes
+/// (spec §3.3; upstream even refuses a nonce seen with any other timestamp). The counter keeps
+/// a worker's nonces apart, the random prefix keeps them apart from other workers' and from
+/// other runs'.
+struct Nonces {
+    prefix: String,
+    count: u64,
+}
+
+impl Nonces {
+    fn new() -> anyhow::Result<Nonces> {
+        let mut seed = [0u8; 8];
+        aws_lc_rs::rand::fill(&mut seed)
+            .map_err(|_| anyhow!("the system's random number generator failed"))?;
+        Ok(Nonces {
+            prefix: format!("{:016x}", u64::from_be_bytes(seed)),
+            count: 0,
+        })
+    }
+
+    /// The next nonce: at most 36 characters (16 + 20), within the server's 64.
+    fn fresh(&mut self) -> String {
+        self.count += 1;
+        format!("{}{}", self.prefix, self.count)
+    }
+}
+
+/// Why a measured request failed.
+enum RequestError {
+    /// No answer: no connection, a broken one, or the timeout.
+    Send(SendError),
+    /// An answer other than success: an eHSM refusal, or not an eHSM answer at all.
+    Answer(Error),
 }
 
 /// What one worker (or, merged, one action) saw in the measured window.
@@ -211,18 +279,16 @@ pub(crate) async fn run(s: &Session, args: &Args) -> CmdResult {
             None => s.client.enroll().await?,
         },
     };
-    let client_for = || {
-        s.builder()
-            .credentials(credentials.appid.clone(), credentials.apikey.clone())
-            .timeout(REQUEST_TIMEOUT)
-            .build()
-    };
-    let setup = client_for()?;
+    let setup = s
+        .builder()
+        .credentials(credentials.appid.clone(), credentials.apikey.clone())
+        .timeout(REQUEST_TIMEOUT)
+        .build()?;
     let mut keys = Keys::default();
-    let prepared = prepare(&setup, &actions, args.size, &mut keys).await;
+    let prepared = prepare(&setup, &credentials, &actions, args.size, &mut keys).await;
     let result = match prepared {
-        Ok(work) => measure_all(s, args, work, &client_for).await,
-        Err(e) => Err(e.into()),
+        Ok(work) => measure_all(s, args, &setup, work).await,
+        Err(e) => Err(e),
     };
     for keyid in keys.created() {
         if let Err(e) = setup.delete_key(&keyid).await {
@@ -235,12 +301,16 @@ pub(crate) async fn run(s: &Session, args: &Args) -> CmdResult {
 async fn measure_all(
     s: &Session,
     args: &Args,
+    setup: &Client,
     work: Vec<(Action, Arc<Work>)>,
-    client_for: &dyn Fn() -> ehsm_client::Result<Client>,
 ) -> CmdResult {
-    let clients = (0..args.connections)
-        .map(|_| client_for())
-        .collect::<Result<Vec<_>, _>>()?;
+    // Every action's URL names the same server.
+    let endpoint = Endpoint::new(
+        &action_uri(setup, WireAction::GetVersion)?,
+        || tls::client_config(&s.trust, s.ca_pem()),
+        REQUEST_TIMEOUT,
+    )?;
+    let endpoint = Arc::new(endpoint);
     let mut outcomes = Vec::new();
     for (action, work) in work {
         eprintln!(
@@ -248,9 +318,16 @@ async fn measure_all(
             action.name(),
             human(args.warmup),
             human(args.duration),
-            clients.len()
+            args.connections
         );
-        let stats = measure(&clients, work, args.warmup, args.duration).await;
+        let stats = measure(
+            &endpoint,
+            args.connections,
+            &work,
+            args.warmup,
+            args.duration,
+        )
+        .await?;
         outcomes.push(Outcome {
             action,
             stats,
@@ -314,10 +391,11 @@ impl Keys {
 
 async fn prepare(
     c: &Client,
+    credentials: &Credentials,
     actions: &[Action],
     size: u32,
     keys: &mut Keys,
-) -> Result<Vec<(Action, Arc<Work>)>, Error> {
+) -> Result<Vec<(Action, Arc<Work>)>, Failure> {
     let mut message = vec![0u8; size as usize];
     // Any bytes do; these differ per byte so that nothing compresses or caches them.
     for (i, b) in message.iter_mut().enumerate() {
@@ -325,50 +403,79 @@ async fn prepare(
     }
     let mut out = Vec::new();
     for &action in actions {
-        let aes = KeySpec::AesGcm256;
-        let ed = KeyUsage::EncryptDecrypt;
-        let work = match action {
-            Action::GetVersion => Work::GetVersion,
-            Action::Encrypt => Work::Encrypt {
-                keyid: Keys::get(&mut keys.aes, c, aes, ed).await?,
-                plaintext: message.clone(),
-            },
-            Action::Decrypt => {
-                let keyid = Keys::get(&mut keys.aes, c, aes, ed).await?;
-                let ciphertext = c.encrypt(&keyid, &message, None).await?;
-                Work::Decrypt { keyid, ciphertext }
-            }
-            Action::SignEcP256 => Work::Sign {
-                keyid: Keys::get(&mut keys.ec, c, KeySpec::EcP256, KeyUsage::SignVerify).await?,
-                padding: PaddingMode::None,
-                message: message.clone(),
-            },
-            Action::SignRsa3072 => Work::Sign {
-                keyid: Keys::get(&mut keys.rsa, c, KeySpec::Rsa3072, KeyUsage::SignVerify).await?,
-                padding: PaddingMode::RsaPkcs1,
-                message: message.clone(),
-            },
-            Action::GenerateDataKey => Work::GenerateDataKey {
-                keyid: Keys::get(&mut keys.aes, c, aes, ed).await?,
-            },
-        };
+        let payload = payload(c, action, &message, keys).await?;
+        let work = Work::new(c, credentials, action.wire(), payload)?;
         out.push((action, Arc::new(work)));
     }
     Ok(out)
 }
 
-/// Runs one action on every client for `warmup + duration`, recording the measured window.
+/// The payload the SDK's call for `action` sends (spec §7, no aad), creating the keys it needs;
+/// `None` for GetVersion, which has none.
+async fn payload(
+    c: &Client,
+    action: Action,
+    message: &[u8],
+    keys: &mut Keys,
+) -> Result<Option<Value>, Error> {
+    let aes = KeySpec::AesGcm256;
+    let ed = KeyUsage::EncryptDecrypt;
+    let sign = |keyid: String, padding: PaddingMode| {
+        json!({
+            "keyid": keyid,
+            "message": STANDARD.encode(message),
+            "message_type": MessageType::Raw.as_str(),
+            "digest_mode": DigestMode::Sha256.as_str(),
+            "padding_mode": padding.as_str(),
+        })
+    };
+    let payload = match action {
+        Action::GetVersion => return Ok(None),
+        Action::Encrypt => json!({
+            "keyid": Keys::get(&mut keys.aes, c, aes, ed).await?,
+            "plaintext": STANDARD.encode(message),
+        }),
+        Action::Decrypt => {
+            let keyid = Keys::get(&mut keys.aes, c, aes, ed).await?;
+            let ciphertext = c.encrypt(&keyid, message, None).await?;
+            json!({"keyid": keyid, "ciphertext": STANDARD.encode(ciphertext)})
+        }
+        Action::SignEcP256 => sign(
+            Keys::get(&mut keys.ec, c, KeySpec::EcP256, KeyUsage::SignVerify).await?,
+            PaddingMode::None,
+        ),
+        Action::SignRsa3072 => sign(
+            Keys::get(&mut keys.rsa, c, KeySpec::Rsa3072, KeyUsage::SignVerify).await?,
+            PaddingMode::RsaPkcs1,
+        ),
+        Action::GenerateDataKey => json!({
+            "keyid": Keys::get(&mut keys.aes, c, aes, ed).await?,
+            "keylen": DATA_KEY_LEN,
+        }),
+    };
+    Ok(Some(payload))
+}
+
+/// Runs one action on `connections` workers for `warmup + duration`, recording the measured
+/// window. Each worker opens its connection in the warm-up.
 async fn measure(
-    clients: &[Client],
-    work: Arc<Work>,
+    endpoint: &Arc<Endpoint>,
+    connections: u16,
+    work: &Arc<Work>,
     warmup: Duration,
     duration: Duration,
-) -> Stats {
+) -> anyhow::Result<Stats> {
+    let nonces = (0..connections)
+        .map(|_| Nonces::new())
+        .collect::<anyhow::Result<Vec<_>>>()?;
     let from = Instant::now() + warmup;
     let until = from + duration;
-    let tasks: Vec<_> = clients
-        .iter()
-        .map(|c| tokio::spawn(worker(c.clone(), Arc::clone(&work), from, until)))
+    let tasks: Vec<_> = nonces
+        .into_iter()
+        .map(|nonces| {
+            let conn = Connection::new(Arc::clone(endpoint));
+            tokio::spawn(worker(conn, nonces, Arc::clone(work), from, until))
+        })
         .collect();
     let mut total = Stats::default();
     for task in tasks {
@@ -382,18 +489,24 @@ async fn measure(
             }
         }
     }
-    total
+    Ok(total)
 }
 
 /// Sends requests back to back until `until`; records those started from `from` on.
-async fn worker(client: Client, work: Arc<Work>, from: Instant, until: Instant) -> Stats {
+async fn worker(
+    mut conn: Connection,
+    mut nonces: Nonces,
+    work: Arc<Work>,
+    from: Instant,
+    until: Instant,
+) -> Stats {
     let mut stats = Stats::default();
     loop {
         let start = Instant::now();
         if start >= until {
             break;
         }
-        let result = work.once(&client).await;
+        let result = work.once(&mut conn, &mut nonces).await;
         if start < from {
             continue;
         }
@@ -409,14 +522,14 @@ async fn worker(client: Client, work: Arc<Work>, from: Instant, until: Instant) 
 }
 
 /// Errors are counted by eHSM code and message, or by kind of network failure.
-fn error_key(e: &Error) -> String {
+fn error_key(e: &RequestError) -> String {
     match e {
-        Error::Api { code, message } => format!("{code} {message}"),
-        Error::Transport(t) if t.is_timeout() => "timeout".into(),
-        Error::Transport(t) if t.is_connect() => "connect failed".into(),
-        Error::Transport(_) => "transport".into(),
-        Error::Decode(_) => "undecodable answer".into(),
-        _ => "other".into(),
+        RequestError::Answer(Error::Api { code, message }) => format!("{code} {message}"),
+        // `check_reply` fails otherwise only with `Error::Decode`.
+        RequestError::Answer(_) => "undecodable answer".into(),
+        RequestError::Send(SendError::Timeout) => "timeout".into(),
+        RequestError::Send(SendError::Connect) => "connect failed".into(),
+        RequestError::Send(SendError::Transport) => "transport".into(),
     }
 }
 
@@ -542,6 +655,19 @@ mod tests {
         assert!(warmup_duration("11m").is_err());
         assert_eq!(human(Duration::from_secs(5)), "5s");
         assert_eq!(human(Duration::from_millis(1500)), "1500ms");
+    }
+
+    #[test]
+    fn nonces_are_unique_and_within_the_servers_limit() {
+        let mut a = Nonces::new().unwrap();
+        let mut b = Nonces::new().unwrap();
+        let mut seen = std::collections::HashSet::new();
+        for _ in 0..1000 {
+            assert!(seen.insert(a.fresh()));
+            assert!(seen.insert(b.fresh()));
+        }
+        a.count = u64::MAX - 1;
+        assert!(a.fresh().len() <= 64);
     }
 
     #[test]

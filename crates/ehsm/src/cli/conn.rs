@@ -221,6 +221,11 @@ impl Session {
     pub(crate) fn builder(&self) -> ClientBuilder {
         builder_for(&self.url, &self.trust, self.ca_pem.as_deref())
     }
+
+    /// The PEM of [`Trust::CaCert`], for a client other than the SDK's (bench's).
+    pub(crate) fn ca_pem(&self) -> Option<&[u8]> {
+        self.ca_pem.as_deref()
+    }
 }
 
 fn builder_for(url: &str, trust: &Trust, ca_pem: Option<&[u8]>) -> ClientBuilder {
