@@ -22,9 +22,8 @@ mod validate;
 use std::time::Instant;
 
 use axum::Router;
-use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, Query, State};
-use axum::http::{HeaderMap, Method, Uri, header};
+use axum::extract::{Query, Request, State};
+use axum::http::{HeaderMap, Method, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use ehsm_proto::Action;
@@ -50,7 +49,6 @@ pub(crate) fn app(state: AppState) -> Router {
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics::render))
         .fallback(ehsm)
-        .layer(DefaultBodyLimit::max(BODY_LIMIT))
         // Every answer carries an `x-request-id` (the client's, or a new UUID) that the request's
         // log line repeats, so one request can be followed from client to server log.
         .layer(PropagateRequestIdLayer::x_request_id())
@@ -75,22 +73,25 @@ struct ActionQuery {
     action: Option<String>,
 }
 
-async fn ehsm(
-    State(state): State<AppState>,
-    method: Method,
-    uri: Uri,
-    Query(q): Query<ActionQuery>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
+async fn ehsm(State(state): State<AppState>, request: Request) -> Response {
+    // The request is taken apart rather than through the HeaderMap, Uri and Bytes extractors:
+    // those clone the headers and URI on every request.
+    let (parts, body) = request.into_parts();
+    let body = match axum::body::to_bytes(body, BODY_LIMIT).await {
+        Ok(body) => body,
+        Err(_) => return axum::http::StatusCode::PAYLOAD_TOO_LARGE.into_response(),
+    };
+    let (method, uri, headers) = (&parts.method, &parts.uri, &parts.headers);
     let started = Instant::now();
     let on_ehsm_path = matches!(uri.path(), "/ehsm" | "/ehsm/");
     let action = if on_ehsm_path {
-        q.action.as_deref().and_then(Action::from_name)
+        Query::<ActionQuery>::try_from_uri(uri)
+            .ok()
+            .and_then(|Query(q)| q.action.as_deref().and_then(Action::from_name))
     } else {
         None
     };
-    let result = handle(&state, &method, action, &headers, &body).await;
+    let result = handle(&state, method, action, headers, &body).await;
     let code = match &result {
         Ok(_) => 200,
         Err(e) => e.code,
