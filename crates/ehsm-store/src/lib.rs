@@ -1,5 +1,5 @@
-//! The ehsm store: apps, customer master key (CMK) records with their wrapped key blobs, the
-//! request-replay cache and a few named settings, on SQLite (embedded, the zero-configuration
+//! The ehsm store: apps, customer master key (CMK) records with their wrapped key blobs, secrets
+//! and their versions, the request-replay cache and a few named settings, on SQLite (embedded, the zero-configuration
 //! default) or PostgreSQL (shared by every KMS node of a domain).
 //!
 //! # Design
@@ -27,8 +27,10 @@
 
 mod error;
 mod records;
+mod secrets;
 mod store;
 
 pub use error::{Error, Result};
 pub use records::{AppRecord, CmkRecord, ImportParams, KeyState, ReplayEntry};
+pub use secrets::{Deletion, SecretRecord, SecretVersion};
 pub use store::Store;

@@ -106,7 +106,7 @@ impl Target {
 /// The store: a cheap-to-clone handle on a connection pool.
 #[derive(Clone, Debug)]
 pub struct Store {
-    pool: AnyPool,
+    pub(crate) pool: AnyPool,
 }
 
 /// The columns of a [`CmkRecord`], in the order `cmk_from_row` reads them by name.
@@ -376,6 +376,20 @@ impl Store {
         Ok(done.rows_affected() > 0)
     }
 
+    /// Destroys the import parameters (the pending wrapping key) of every key whose import
+    /// token expired at or before `now` (ms); returns how many. The key stays, waiting for
+    /// material from a new GetParametersForImport.
+    pub async fn expire_import_params(&self, now: i64) -> Result<u64> {
+        let done = sqlx::query(
+            "UPDATE cmks SET import_wrapping_spec = NULL, import_wrapping_blob = NULL, \
+             import_expires_at = NULL WHERE import_expires_at <= $1",
+        )
+        .bind(now)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected())
+    }
+
     // ---------------------------------------------------------------------------------------
     // Replay cache
 
@@ -449,7 +463,7 @@ impl Store {
 
 /// PostgreSQL `TEXT` cannot hold NUL while SQLite can; refusing it on both keeps the backends
 /// equal (and no legitimate ehsm value contains one).
-fn no_nul(value: &str, message: &'static str) -> Result<()> {
+pub(crate) fn no_nul(value: &str, message: &'static str) -> Result<()> {
     if value.contains('\0') {
         Err(Error::InvalidInput(message))
     } else {
@@ -494,7 +508,7 @@ fn bind_cmk(key: &CmkRecord) -> sqlx::query::Query<'_, sqlx::Any, sqlx::any::Any
 }
 
 /// A key insert fails on a foreign-key violation when its app does not exist.
-fn key_error(e: sqlx::Error) -> Error {
+pub(crate) fn key_error(e: sqlx::Error) -> Error {
     if let sqlx::Error::Database(db) = &e
         && db.is_foreign_key_violation()
     {

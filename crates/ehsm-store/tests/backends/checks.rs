@@ -5,6 +5,7 @@ use std::collections::BTreeSet;
 use ehsm_store::{AppRecord, CmkRecord, Error, ImportParams, KeyState, ReplayEntry};
 
 use crate::harness::TestDb;
+pub(crate) use crate::secret_checks::*;
 
 fn app(appid: &str) -> AppRecord {
     AppRecord {
@@ -456,6 +457,28 @@ pub(crate) async fn complete_import_concurrent_exactly_one_wins(db: TestDb) {
     let stored = s.get_cmk("byok").await.unwrap().unwrap();
     assert_eq!(stored.blob, [winners[0]; 32]);
     assert_eq!(stored.import, None);
+}
+
+pub(crate) async fn expired_import_params_are_destroyed(db: TestDb) {
+    let s = &db.store;
+    s.insert_app(&app("a1"), &[]).await.unwrap();
+    let pending = |keyid: &str, expires_at| CmkRecord {
+        import: Some(ImportParams {
+            expires_at,
+            ..params(keyid)
+        }),
+        ..key("a1", keyid)
+    };
+    s.insert_cmk(&pending("old", 100)).await.unwrap();
+    s.insert_cmk(&pending("new", 300)).await.unwrap();
+    s.insert_cmk(&key("a1", "plain")).await.unwrap();
+    assert_eq!(s.expire_import_params(99).await.unwrap(), 0);
+    assert_eq!(s.expire_import_params(200).await.unwrap(), 1);
+    let old = s.get_cmk("old").await.unwrap().unwrap();
+    assert_eq!(old.import, None);
+    assert_eq!(old.blob, key("a1", "old").blob, "the key itself stays");
+    assert_eq!(s.get_cmk("new").await.unwrap(), Some(pending("new", 300)));
+    assert_eq!(s.get_cmk("plain").await.unwrap(), Some(key("a1", "plain")));
 }
 
 fn replay_entry(n: u64, seen_at: i64) -> ReplayEntry {

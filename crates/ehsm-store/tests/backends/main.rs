@@ -13,6 +13,7 @@
 
 mod checks;
 mod harness;
+mod secret_checks;
 
 /// Instantiates each check once per backend.
 macro_rules! suite {
@@ -50,6 +51,7 @@ suite!(
     key_state_set_and_foreign_key_refused,
     import_params_set_replace_complete,
     complete_import_concurrent_exactly_one_wins,
+    expired_import_params_are_destroyed,
     replay_entries_insert_since_prune,
     replay_batch_of_many_entries_round_trips,
     settings_put_if_absent_never_overwrites,
@@ -59,6 +61,14 @@ suite!(
     tricky_strings_round_trip,
     nul_in_text_is_refused,
     closed_store_errors_cleanly,
+    secret_create_get_list,
+    secret_versions_count_up_and_newest_is_default,
+    secret_versions_concurrent_writers,
+    secret_description_set_and_remove,
+    secret_deletion_schedule_restore_and_purge,
+    secret_force_delete_removes_versions,
+    secret_purge_concurrent_exactly_once,
+    secret_text_round_trips,
 );
 
 /// Opening errors that need no server: a directory that does not exist, and bad URLs.

@@ -1,0 +1,35 @@
+-- The secrets manager (compatibility spec §10). A secret is owned by an app and named; its
+-- values are versions 1, 2, ... of ciphertext under one CMK (the app's default secret key or the
+-- one named at creation). Deleting a secret cascades to its versions in the same statement.
+
+CREATE TABLE secrets (
+    appid               TEXT   NOT NULL REFERENCES apps (appid),
+    name                TEXT   NOT NULL,
+    -- The CMK the values are encrypted under.
+    keyid               TEXT     NOT NULL,
+    description         TEXT,
+    create_time         BIGINT   NOT NULL,
+    -- Both set while a deletion is scheduled, both NULL otherwise.
+    delete_time         BIGINT,
+    planned_delete_time BIGINT,
+    rotation_interval   TEXT,
+    next_rotation_date  BIGINT,
+    -- The newest version id; PutSecretValue increments it in the transaction that inserts the
+    -- version, so concurrent writers get distinct ids.
+    current_version     BIGINT   NOT NULL CHECK (current_version >= 1),
+    PRIMARY KEY (appid, name),
+    CHECK ((delete_time IS NULL) = (planned_delete_time IS NULL))
+);
+
+CREATE INDEX secrets_planned_delete_time ON secrets (planned_delete_time);
+
+CREATE TABLE secret_versions (
+    appid       TEXT NOT NULL,
+    name        TEXT NOT NULL,
+    version_id  BIGINT NOT NULL CHECK (version_id >= 1),
+    -- The value, as the core's ciphertext under the secret's CMK.
+    ciphertext  BLOB    NOT NULL,
+    create_time BIGINT NOT NULL,
+    PRIMARY KEY (appid, name, version_id),
+    FOREIGN KEY (appid, name) REFERENCES secrets (appid, name) ON DELETE CASCADE
+);
