@@ -15,6 +15,7 @@ use axum::http::HeaderMap;
 use ehsm_store::AppRecord;
 use serde_json::json;
 
+use crate::actions::new_default_secret_key;
 use crate::reply::{ApiError, ApiResult, Reply};
 use crate::state::{AppState, now_ms};
 
@@ -105,7 +106,9 @@ pub(crate) async fn enroll(state: &AppState, headers: &HeaderMap) -> ApiResult {
         apikey_blob: blob.as_bytes().to_vec(),
         created_at: now_ms(),
     };
-    state.store.insert_app(&app, &[]).await?;
+    // The app's default secret key comes with it, in the same transaction.
+    let secret_key = new_default_secret_key(state, &appid)?;
+    state.store.insert_app(&app, &[secret_key]).await?;
     Ok(Reply::successful(
         json!({ "appid": appid, "apikey": apikey.expose() }),
     ))

@@ -16,6 +16,26 @@ use crate::state::{AppState, now_ms};
 /// which told anyone whether a key id exists (spec §16.10). Both are "keyid error" here. Keys
 /// that apps do not see (internal keys made at enrollment) are not found either.
 pub(crate) async fn load(state: &AppState, appid: &str, keyid: &str) -> Result<Arc<Key>, ApiError> {
+    load_as(state, appid, keyid, Visibility::Listed).await
+}
+
+/// Which keys a lookup may find.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Visibility {
+    /// The keys clients name: listed ones.
+    Listed,
+    /// Also the app's internal keys. Only for a keyid the server itself stored (the key of a
+    /// secret), never for one a client sent.
+    Internal,
+}
+
+/// As [`load`], with internal keys found too when `visibility` says so.
+pub(crate) async fn load_as(
+    state: &AppState,
+    appid: &str,
+    keyid: &str,
+    visibility: Visibility,
+) -> Result<Arc<Key>, ApiError> {
     let key = match state.keys.get(keyid) {
         Some(k) => k,
         None => match state.store.get_cmk(keyid).await? {
@@ -28,7 +48,7 @@ pub(crate) async fn load(state: &AppState, appid: &str, keyid: &str) -> Result<A
         },
     };
     let r = &key.record;
-    if r.appid != appid || !r.listed {
+    if r.appid != appid || !(r.listed || visibility == Visibility::Internal) {
         return Err(ApiError::bad_request("keyid error"));
     }
     if r.state == KeyState::Disabled {

@@ -9,6 +9,7 @@
 mod actions;
 mod enroll;
 mod envelope;
+mod jobs;
 mod keys;
 mod metrics;
 mod params;

@@ -58,6 +58,27 @@ pub(crate) fn name<T>(
     })
 }
 
+/// An optional string field: absent, null or `""` is `None` (upstream's
+/// `value == undefined || value === ''`).
+pub(crate) fn opt_string<'a>(
+    p: &'a Map<String, Value>,
+    name: &str,
+) -> Result<Option<&'a str>, ApiError> {
+    match p.get(name) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) if s.is_empty() => Ok(None),
+        Some(_) => string(p, name).map(Some),
+    }
+}
+
+/// An optional integer field: absent or null is `None`.
+pub(crate) fn opt_integer(p: &Map<String, Value>, name: &str) -> Result<Option<i64>, ApiError> {
+    match p.get(name) {
+        None | Some(Value::Null) => Ok(None),
+        Some(_) => integer(p, name).map(Some),
+    }
+}
+
 /// A required integer field.
 pub(crate) fn integer(p: &Map<String, Value>, name: &str) -> Result<i64, ApiError> {
     p.get(name)

@@ -4,6 +4,8 @@
 //! `code`. `message` and an object `result` are always present (upstream sometimes omitted
 //! `message` and sent `result: null`, which breaks the Go and Python SDKs).
 
+use std::borrow::Cow;
+
 use axum::Json;
 use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value, json};
@@ -11,7 +13,7 @@ use serde_json::{Map, Value, json};
 /// A successful result with its message (`success!` for crypto actions, `successful` for key
 /// management and Enroll, as upstream).
 pub(crate) struct Reply {
-    message: &'static str,
+    message: Cow<'static, str>,
     result: Map<String, Value>,
 }
 
@@ -24,12 +26,16 @@ impl Reply {
         Self::with_message("successful", result)
     }
 
-    fn with_message(message: &'static str, result: Value) -> Self {
+    /// A success with another message (the secrets actions name the secret in theirs).
+    pub(crate) fn with_message(message: impl Into<Cow<'static, str>>, result: Value) -> Self {
         let result = match result {
             Value::Object(m) => m,
             _ => Map::new(),
         };
-        Self { message, result }
+        Self {
+            message: message.into(),
+            result,
+        }
     }
 }
 

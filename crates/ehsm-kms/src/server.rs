@@ -48,60 +48,18 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let started = std::time::Instant::now();
-    create_data_dir(&config.data_dir)?;
-    let platform = SimPlatform::open(&config.data_dir).context("opening the simulated platform")?;
-    tracing::warn!(
-        "platform {} provides NO SECURITY: keys are protected only by file permissions in {}",
-        platform.kind(),
-        config.data_dir.display()
-    );
-    let (dks, opened) = standalone::open(&config.data_dir, &platform)?;
-    let fingerprint = dks.fingerprint();
-    let core = tokio::task::spawn_blocking(move || Core::new(dks))
-        .await?
-        .context("the core's start-up self-tests failed; refusing to serve keys")?;
-
-    let database = match &config.database {
-        Some(url) => url.clone(),
-        None => format!("sqlite://{}", config.data_dir.join("ehsm.db").display()),
-    };
-    let store = Store::open(&database)
-        .await
-        .with_context(|| format!("opening the database {}", redact(&database)))?;
-
-    let enroll = config
-        .enroll
-        .unwrap_or(if config.listen.ip().is_loopback() {
-            EnrollMode::Open
-        } else {
-            EnrollMode::Token
-        });
-    let token_sha256 = if enroll == EnrollMode::Token {
-        Some(enrollment_token(&store).await?)
-    } else {
-        None
-    };
-
-    let replay = ReplayCache::new(
-        &setting_or_create(&store, REPLAY_KEY_SETTING, random_secret)
-            .await?
-            .0,
-        store.replay_entries_since(now_ms() - KEEP_MS).await?,
-    );
-    let state = AppState(Arc::new(Inner {
-        core: Arc::new(core),
-        store: store.clone(),
-        replay,
-        apps: RecordCache::new(100_000),
-        keys: RecordCache::new(100_000),
-        enroll: EnrollPolicy::new(enroll, token_sha256),
-        key_lifetime_ms: i64::try_from(config.key_lifetime.as_millis()).unwrap_or(i64::MAX),
-        heavy: tokio::sync::Semaphore::new(
-            std::thread::available_parallelism().map_or(2, std::num::NonZero::get),
-        ),
-    }));
+    let Service {
+        state,
+        platform,
+        fingerprint,
+        opened,
+        enroll,
+        database,
+    } = open(&config).await?;
+    let store = state.store.clone();
     crate::metrics::init();
-    let jobs = tokio::spawn(replay_jobs(state.clone()));
+    let flusher = tokio::spawn(replay_flusher(state.clone()));
+    let jobs = tokio::spawn(crate::jobs::run_forever(state.clone()));
 
     // TLS is set up before the "listening" line, so that a client reading that line finds the
     // certificate in place.
@@ -165,26 +123,92 @@ pub async fn run(
     }
     tracing::info!("shutting down: flushing the replay cache and closing the database");
     jobs.abort();
+    flusher.abort();
     flush_replay(&state).await;
     store.close().await;
     Ok(())
 }
 
-async fn replay_jobs(state: AppState) {
+/// Everything `run` serves from, opened.
+pub(crate) struct Service {
+    pub(crate) state: AppState,
+    platform: SimPlatform,
+    fingerprint: String,
+    opened: Opened,
+    enroll: EnrollMode,
+    database: String,
+}
+
+/// Opens the data directory, domain key, core and store: everything but the listener.
+pub(crate) async fn open(config: &Config) -> anyhow::Result<Service> {
+    create_data_dir(&config.data_dir)?;
+    let platform = SimPlatform::open(&config.data_dir).context("opening the simulated platform")?;
+    tracing::warn!(
+        "platform {} provides NO SECURITY: keys are protected only by file permissions in {}",
+        platform.kind(),
+        config.data_dir.display()
+    );
+    let (dks, opened) = standalone::open(&config.data_dir, &platform)?;
+    let fingerprint = dks.fingerprint();
+    let core = tokio::task::spawn_blocking(move || Core::new(dks))
+        .await?
+        .context("the core's start-up self-tests failed; refusing to serve keys")?;
+
+    let database = match &config.database {
+        Some(url) => url.clone(),
+        None => format!("sqlite://{}", config.data_dir.join("ehsm.db").display()),
+    };
+    let store = Store::open(&database)
+        .await
+        .with_context(|| format!("opening the database {}", redact(&database)))?;
+
+    let enroll = config
+        .enroll
+        .unwrap_or(if config.listen.ip().is_loopback() {
+            EnrollMode::Open
+        } else {
+            EnrollMode::Token
+        });
+    let token_sha256 = if enroll == EnrollMode::Token {
+        Some(enrollment_token(&store).await?)
+    } else {
+        None
+    };
+
+    let replay = ReplayCache::new(
+        &setting_or_create(&store, REPLAY_KEY_SETTING, random_secret)
+            .await?
+            .0,
+        store.replay_entries_since(now_ms() - KEEP_MS).await?,
+    );
+    let state = AppState(Arc::new(Inner {
+        core: Arc::new(core),
+        store: store.clone(),
+        replay,
+        apps: RecordCache::new(100_000),
+        keys: RecordCache::new(100_000),
+        enroll: EnrollPolicy::new(enroll, token_sha256),
+        key_lifetime_ms: i64::try_from(config.key_lifetime.as_millis()).unwrap_or(i64::MAX),
+        heavy: tokio::sync::Semaphore::new(
+            std::thread::available_parallelism().map_or(2, std::num::NonZero::get),
+        ),
+    }));
+    Ok(Service {
+        state,
+        platform,
+        fingerprint,
+        opened,
+        enroll,
+        database,
+    })
+}
+
+/// Writes new replay entries to the store every [`REPLAY_FLUSH`].
+async fn replay_flusher(state: AppState) {
     let mut tick = tokio::time::interval(REPLAY_FLUSH);
-    let mut n: u64 = 0;
     loop {
         tick.tick().await;
         flush_replay(&state).await;
-        n += 1;
-        // About once a minute, forget expired entries in memory and in the store.
-        if n.is_multiple_of(3000) {
-            let now = now_ms();
-            state.replay.prune(now);
-            if let Err(e) = state.store.prune_replay_entries(now - KEEP_MS).await {
-                tracing::warn!(error = %e, "pruning the replay cache failed");
-            }
-        }
     }
 }
 

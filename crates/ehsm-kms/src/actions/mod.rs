@@ -5,7 +5,10 @@ mod asymmetric;
 mod byok;
 mod keys;
 mod mac;
+mod secrets;
 mod symmetric;
+
+pub(crate) use secrets::new_default_key as new_default_secret_key;
 
 use ehsm_proto::Action;
 
@@ -42,21 +45,21 @@ pub(crate) async fn dispatch(
         Action::ImportKeyMaterial => byok::import_key_material(state, req).await,
         Action::GenerateMac => mac::generate_mac(state, req).await,
         Action::VerifyMac => mac::verify_mac(state, req).await,
+        Action::CreateSecret => secrets::create_secret(state, req).await,
+        Action::UpdateSecretDesc => secrets::update_secret_desc(state, req).await,
+        Action::PutSecretValue => secrets::put_secret_value(state, req).await,
+        Action::ListSecretVersionIds => secrets::list_secret_version_ids(state, req).await,
+        Action::ListSecrets => secrets::list_secrets(state, req).await,
+        Action::DescribeSecret => secrets::describe_secret(state, req).await,
+        Action::DeleteSecret => secrets::delete_secret(state, req).await,
+        Action::GetSecretValue => secrets::get_secret_value(state, req).await,
+        Action::RestoreSecret => secrets::restore_secret(state, req).await,
         Action::GetVersion
         | Action::Enroll
         | Action::GenerateQuote
         | Action::VerifyQuote
         | Action::UploadQuotePolicy
-        | Action::GetQuotePolicy
-        | Action::CreateSecret
-        | Action::UpdateSecretDesc
-        | Action::PutSecretValue
-        | Action::ListSecretVersionIds
-        | Action::ListSecrets
-        | Action::DescribeSecret
-        | Action::DeleteSecret
-        | Action::GetSecretValue
-        | Action::RestoreSecret => Err(ApiError::not_found()),
+        | Action::GetQuotePolicy => Err(ApiError::not_found()),
     }
 }
 
