@@ -88,6 +88,14 @@ mod tests {
         open(&config).await.unwrap().state
     }
 
+    fn app(created_at: i64) -> AppRecord {
+        AppRecord {
+            appid: "app".into(),
+            apikey_blob: vec![1],
+            created_at,
+        }
+    }
+
     fn secret(name: &str, t0: i64, planned: Option<i64>) -> SecretRecord {
         SecretRecord {
             appid: "app".into(),
@@ -100,7 +108,6 @@ mod tests {
                 planned_delete_time: p,
             }),
             rotation_interval: None,
-            next_rotation_date: None,
         }
     }
 
@@ -111,12 +118,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let state = service(dir.path()).await;
         let t0 = now_ms();
-        let app = AppRecord {
-            appid: "app".into(),
-            apikey_blob: vec![1],
-            created_at: t0,
-        };
-        state.store.insert_app(&app, &[]).await.unwrap();
+        state.store.insert_app(&app(t0), &[]).await.unwrap();
         for i in 0..40 {
             let s = secret(&format!("due{i}"), t0, Some(t0 + DAY));
             state.store.insert_secret(&s, b"ct").await.unwrap();
@@ -150,11 +152,6 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let state = service(dir.path()).await;
         let t0 = now_ms();
-        let app = AppRecord {
-            appid: "app".into(),
-            apikey_blob: vec![1],
-            created_at: t0,
-        };
         let key = CmkRecord {
             keyid: "k".into(),
             appid: "app".into(),
@@ -174,7 +171,7 @@ mod tests {
                 expires_at: t0 + DAY,
             }),
         };
-        state.store.insert_app(&app, &[key]).await.unwrap();
+        state.store.insert_app(&app(t0), &[key]).await.unwrap();
         assert_eq!(run_due(&state, t0 + DAY - 1).await.import_tokens_expired, 0);
         assert_eq!(run_due(&state, t0 + DAY).await.import_tokens_expired, 1);
         let stored = state.store.get_cmk("k").await.unwrap().unwrap();

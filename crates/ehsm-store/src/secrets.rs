@@ -31,8 +31,6 @@ pub struct SecretRecord {
     pub deletion: Option<Deletion>,
     /// The rotation interval as the client gave it (e.g. `"30d"`), if any.
     pub rotation_interval: Option<String>,
-    /// When the next rotation is due (ms), with an interval.
-    pub next_rotation_date: Option<i64>,
 }
 
 /// A pending deletion: asked for at `delete_time`, due at `planned_delete_time` (ms).
@@ -58,7 +56,6 @@ impl fmt::Debug for SecretRecord {
             .field("create_time", &self.create_time)
             .field("deletion", &self.deletion)
             .field("rotation_interval", &self.rotation_interval)
-            .field("next_rotation_date", &self.next_rotation_date)
             .finish()
     }
 }
@@ -85,7 +82,7 @@ impl fmt::Debug for SecretVersion {
 }
 
 const SELECT_SECRET: &str = "SELECT appid, name, keyid, description, create_time, delete_time, \
-     planned_delete_time, rotation_interval, next_rotation_date FROM secrets";
+     planned_delete_time, rotation_interval FROM secrets";
 
 fn check_secret(s: &SecretRecord) -> Result<()> {
     no_nul(&s.appid, "appid contains a NUL character")?;
@@ -114,8 +111,8 @@ impl Store {
         let mut tx = self.pool.begin().await?;
         let inserted = sqlx::query(
             "INSERT INTO secrets (appid, name, keyid, description, create_time, delete_time, \
-             planned_delete_time, rotation_interval, next_rotation_date, current_version) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 1) ON CONFLICT DO NOTHING",
+             planned_delete_time, rotation_interval, current_version) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 1) ON CONFLICT DO NOTHING",
         )
         .bind(&secret.appid)
         .bind(&secret.name)
@@ -125,7 +122,6 @@ impl Store {
         .bind(secret.deletion.map(|d| d.delete_time))
         .bind(secret.deletion.map(|d| d.planned_delete_time))
         .bind(secret.rotation_interval.as_deref())
-        .bind(secret.next_rotation_date)
         .execute(&mut *tx)
         .await
         .map_err(crate::store::key_error)?;
@@ -371,6 +367,5 @@ fn secret_from_row(row: &AnyRow) -> Result<SecretRecord> {
         create_time: row.try_get("create_time")?,
         deletion,
         rotation_interval: row.try_get("rotation_interval")?,
-        next_rotation_date: row.try_get("next_rotation_date")?,
     })
 }

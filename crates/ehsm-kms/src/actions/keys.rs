@@ -30,23 +30,37 @@ pub(super) async fn create_key(state: &AppState, req: &Authenticated<'_>) -> Api
     };
     let blob = heavy(state, || state.core.create_key(&ctx)).await?;
     let now = now_ms();
-    let record = CmkRecord {
-        keyid: keyid.clone(),
-        appid: req.appid.to_owned(),
-        keyspec: spec.as_str().to_owned(),
-        origin: origin.as_str().to_owned(),
-        keyusage: usage.as_str().to_owned(),
-        version: 1,
-        state: KeyState::Enabled,
-        creation_date: now,
-        expire_time: now.saturating_add(state.key_lifetime_ms),
-        alias: String::new(),
-        blob: blob.as_bytes().to_vec(),
-        listed: true,
-        import: None,
-    };
+    let expire_time = now.saturating_add(state.key_lifetime_ms);
+    let record = new_record(&ctx, blob.as_bytes(), now, expire_time, true);
     state.store.insert_cmk(&record).await?;
     Ok(Reply::success(json!({ "keyid": keyid })))
+}
+
+/// The record of a key just made by the core for `ctx`: enabled, version 1, no alias.
+/// `listed` is false for internal keys (an app's default secret key), which ListKey does not
+/// show and no client can name.
+pub(super) fn new_record(
+    ctx: &KeyContext<'_>,
+    blob: &[u8],
+    creation_date: i64,
+    expire_time: i64,
+    listed: bool,
+) -> CmkRecord {
+    CmkRecord {
+        keyid: ctx.keyid.to_owned(),
+        appid: ctx.appid.to_owned(),
+        keyspec: ctx.spec.as_str().to_owned(),
+        origin: ctx.origin.as_str().to_owned(),
+        keyusage: ctx.usage.as_str().to_owned(),
+        version: ctx.version,
+        state: KeyState::Enabled,
+        creation_date,
+        expire_time,
+        alias: String::new(),
+        blob: blob.to_vec(),
+        listed,
+        import: None,
+    }
 }
 
 pub(super) async fn list_key(state: &AppState, req: &Authenticated<'_>) -> ApiResult {

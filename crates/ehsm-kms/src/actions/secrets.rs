@@ -17,7 +17,7 @@ use std::sync::Arc;
 
 use ehsm_core::KeyContext;
 use ehsm_core::spec::{KeySpec, KeyUsage, Origin};
-use ehsm_store::{CmkRecord, Deletion, KeyState, SecretRecord};
+use ehsm_store::{CmkRecord, Deletion, SecretRecord, SecretVersion};
 use serde_json::{Map, Value, json};
 
 use crate::envelope::Authenticated;
@@ -42,36 +42,23 @@ fn default_keyid(appid: &str) -> String {
 /// client). Made at enrollment, and on first use for apps enrolled before secrets existed.
 pub(crate) fn new_default_key(state: &AppState, appid: &str) -> Result<CmkRecord, ApiError> {
     let keyid = default_keyid(appid);
-    let (spec, origin, usage) = (
-        KeySpec::AesGcm256,
-        Origin::Internal,
-        KeyUsage::EncryptDecrypt,
-    );
-    let blob = state.core.create_key(&KeyContext {
+    let ctx = KeyContext {
         keyid: &keyid,
         appid,
-        spec,
-        origin,
-        usage,
+        spec: KeySpec::AesGcm256,
+        origin: Origin::Internal,
+        usage: KeyUsage::EncryptDecrypt,
         version: 1,
-    })?;
-    let now = now_ms();
-    Ok(CmkRecord {
-        keyid,
-        appid: appid.to_owned(),
-        keyspec: spec.as_str().to_owned(),
-        origin: origin.as_str().to_owned(),
-        keyusage: usage.as_str().to_owned(),
-        version: 1,
-        state: KeyState::Enabled,
-        creation_date: now,
-        // The default key is the app's for as long as the app exists.
-        expire_time: i64::MAX,
-        alias: String::new(),
-        blob: blob.as_bytes().to_vec(),
-        listed: false,
-        import: None,
-    })
+    };
+    let blob = state.core.create_key(&ctx)?;
+    // The default key is the app's for as long as the app exists: it never expires.
+    Ok(super::keys::new_record(
+        &ctx,
+        blob.as_bytes(),
+        now_ms(),
+        i64::MAX,
+        false,
+    ))
 }
 
 /// The CMK a new secret's values are encrypted under.
@@ -175,7 +162,9 @@ pub(super) async fn create_secret(state: &AppState, req: &Authenticated<'_>) -> 
         key_for_new_secret(state, req.appid, params::opt_string(p, "encryptionKeyId")?).await?;
     let ciphertext = encrypt_value(state, req, &key, name, data)?;
     let interval = params::opt_string(p, "rotationInterval")?;
-    let interval_ms = interval.map(rotation_interval_ms).transpose()?;
+    if let Some(interval) = interval {
+        rotation_interval_ms(interval)?;
+    }
     let now = now_ms();
     let record = SecretRecord {
         appid: req.appid.to_owned(),
@@ -185,7 +174,6 @@ pub(super) async fn create_secret(state: &AppState, req: &Authenticated<'_>) -> 
         create_time: now,
         deletion: None,
         rotation_interval: interval.map(str::to_owned),
-        next_rotation_date: interval_ms.map(|ms| now.saturating_add(ms)),
     };
     if !state.store.insert_secret(&record, &ciphertext).await? {
         return Err(exists());
@@ -310,9 +298,15 @@ pub(super) async fn describe_secret(state: &AppState, req: &Authenticated<'_>) -
             let mut m = summary(&s);
             if let Some(interval) = &s.rotation_interval {
                 m.insert("rotationInterval".into(), interval.clone().into());
-                // No rotation has happened yet: upstream reports an empty string too.
-                m.insert("lastRotationDate".into(), "".into());
-                if let Some(next) = s.next_rotation_date {
+                let newest = state
+                    .store
+                    .get_secret_version(req.appid, name, None)
+                    .await?;
+                let rotation = newest.map(|v| rotation_dates(&s, interval, &v));
+                // Every secret has a version 1; without one, nothing has been rotated.
+                let (last, next) = rotation.unwrap_or(("".into(), None));
+                m.insert("lastRotationDate".into(), last);
+                if let Some(next) = next {
                     m.insert("nextRotationDate".into(), next.into());
                 }
             }
@@ -323,6 +317,30 @@ pub(super) async fn describe_secret(state: &AppState, req: &Authenticated<'_>) -
         "Describe secrets success.",
         Value::Object(result),
     ))
+}
+
+/// `lastRotationDate` and `nextRotationDate` of a secret with a rotation interval, given its
+/// newest version. A rotation is a PutSecretValue: the last one is when the newest version was
+/// stored (`""` while there is only version 1, as upstream reports), and the next is due an
+/// interval after the newest version, so it advances with every rotation.
+fn rotation_dates(
+    secret: &SecretRecord,
+    interval: &str,
+    newest: &SecretVersion,
+) -> (Value, Option<i64>) {
+    let last = if newest.version_id > 1 {
+        newest.create_time.into()
+    } else {
+        "".into()
+    };
+    // The interval was checked at creation.
+    let next = rotation_interval_ms(interval).ok().map(|ms| {
+        newest
+            .create_time
+            .max(secret.create_time)
+            .saturating_add(ms)
+    });
+    (last, next)
 }
 
 pub(super) async fn delete_secret(state: &AppState, req: &Authenticated<'_>) -> ApiResult {
@@ -439,5 +457,33 @@ mod tests {
         assert_eq!(ok("30,"), None, "a comma is no unit");
         assert_eq!(ok("h"), None);
         assert_eq!(ok(""), None);
+    }
+
+    #[test]
+    fn the_next_rotation_is_an_interval_after_the_newest_version() {
+        let secret = SecretRecord {
+            appid: "app".into(),
+            name: "s".into(),
+            keyid: "k".into(),
+            description: None,
+            create_time: 1_000,
+            deletion: None,
+            rotation_interval: Some("1d".into()),
+        };
+        let version = |version_id, create_time| SecretVersion {
+            version_id,
+            ciphertext: Vec::new(),
+            create_time,
+        };
+        assert_eq!(
+            rotation_dates(&secret, "1d", &version(1, 1_000)),
+            (Value::from(""), Some(1_000 + DAY_MS)),
+            "never rotated: due an interval after creation"
+        );
+        assert_eq!(
+            rotation_dates(&secret, "1d", &version(4, 5 * DAY_MS)),
+            (Value::from(5 * DAY_MS), Some(6 * DAY_MS)),
+            "rotated by PutSecretValue: the date advances"
+        );
     }
 }

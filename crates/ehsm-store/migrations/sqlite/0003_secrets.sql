@@ -12,8 +12,9 @@ CREATE TABLE secrets (
     -- Both set while a deletion is scheduled, both NULL otherwise.
     delete_time         BIGINT,
     planned_delete_time BIGINT,
+    -- As the client gave it ("30d"). A rotation is a new version: the next one is due an
+    -- interval after the newest version, so no date is stored.
     rotation_interval   TEXT,
-    next_rotation_date  BIGINT,
     -- The newest version id; PutSecretValue increments it in the transaction that inserts the
     -- version, so concurrent writers get distinct ids.
     current_version     BIGINT   NOT NULL CHECK (current_version >= 1),

@@ -32,7 +32,6 @@ fn secret(appid: &str, name: &str) -> SecretRecord {
         create_time: T0,
         deletion: None,
         rotation_interval: Some("30d".into()),
-        next_rotation_date: Some(T0 + 30 * DAY),
     }
 }
 
