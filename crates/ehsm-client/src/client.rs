@@ -400,6 +400,11 @@ impl Reply {
             .ok_or_else(|| self.field(name, "a boolean"))
     }
 
+    /// The whole result.
+    pub(crate) fn result(&self) -> &Value {
+        &self.result
+    }
+
     /// The whole result as `T`.
     pub(crate) fn parse<T: DeserializeOwned>(self) -> Result<T> {
         serde_json::from_value(self.result)

@@ -655,6 +655,113 @@ async fn results_decode_into_sdk_types() {
 }
 
 #[tokio::test]
+async fn secret_calls_send_upstreams_fields_and_decode_empty_answers() {
+    let value = json!({"secretName": "db", "secretData": "pw", "versionId": 3, "createTime": 5});
+    let (url, server) = fake_server(vec![
+        ok(json!({})),
+        ok(json!({})),
+        ok(value),
+        ok(json!({})),
+        ok(json!({"secretName": "db", "totalCount": 2,
+                  "versionIds": [{"versionId": 1, "createTime": 1}, {"versionId": 2, "createTime": 2}]})),
+        ok(json!({"totalCount": 1, "secretList": [{"secretName": "db", "createTime": 1, "plannedDeleteTime": 9}]})),
+        ok(json!({"secretName": "db", "createTime": 1, "rotationInterval": "1d",
+                  "lastRotationDate": "", "nextRotationDate": 86_400_001_i64})),
+        ok(json!({})),
+        ok(json!({})),
+        ok(json!({})),
+        ok(json!({})),
+        ok(json!({})),
+    ])
+    .await;
+    let c = client(&url);
+    let options = SecretOptions {
+        encryption_keyid: Some(KEYID.into()),
+        description: None,
+        rotation_interval: Some("30d".into()),
+    };
+    c.create_secret("db", "pw", &options).await.unwrap();
+    c.put_secret_value("db", "pw2").await.unwrap();
+    let got = c.get_secret_value("db", Some(3)).await.unwrap().unwrap();
+    assert_eq!(
+        (got.value.as_str(), got.version_id, got.create_time),
+        ("pw", 3, 5)
+    );
+    assert!(!format!("{got:?}").contains("pw"), "Debug hides the value");
+    assert!(
+        c.get_secret_value("db", None).await.unwrap().is_none(),
+        "{{}}: no such version"
+    );
+    let versions = c.list_secret_versions("db").await.unwrap();
+    assert_eq!(
+        versions[1],
+        SecretVersionInfo {
+            version_id: 2,
+            create_time: 2
+        }
+    );
+    let list = c.list_secrets(None).await.unwrap();
+    assert_eq!(
+        (list[0].name.as_str(), list[0].planned_delete_time),
+        ("db", Some(9))
+    );
+    let info = c.describe_secret("db").await.unwrap().unwrap();
+    assert_eq!(info.next_rotation_date, Some(86_400_001));
+    assert!(
+        c.describe_secret("db").await.unwrap().is_none(),
+        "{{}}: no such secret"
+    );
+    c.update_secret_description("db", None).await.unwrap();
+    c.delete_secret("db", Some(7)).await.unwrap();
+    c.force_delete_secret("db").await.unwrap();
+    c.restore_secret("db").await.unwrap();
+
+    let seen = server.await.unwrap();
+    let payloads: Vec<Value> = seen
+        .iter()
+        .zip([
+            "CreateSecret",
+            "PutSecretValue",
+            "GetSecretValue",
+            "GetSecretValue",
+            "ListSecretVersionIds",
+            "ListSecrets",
+            "DescribeSecret",
+            "DescribeSecret",
+            "UpdateSecretDesc",
+            "DeleteSecret",
+            "DeleteSecret",
+            "RestoreSecret",
+        ])
+        .map(|(s, action)| assert_signed_post(s, action))
+        .collect();
+    assert_eq!(
+        payloads[0],
+        json!({"secretName": "db", "secretData": "pw", "encryptionKeyId": KEYID, "rotationInterval": "30d"})
+    );
+    assert_eq!(
+        payloads[1],
+        json!({"secretName": "db", "secretData": "pw2"})
+    );
+    assert_eq!(payloads[2], json!({"secretName": "db", "versionId": 3}));
+    assert_eq!(payloads[3], json!({"secretName": "db"}));
+    assert_eq!(payloads[5], Value::Null, "no filter: no payload");
+    assert_eq!(
+        payloads[8],
+        json!({"secretName": "db"}),
+        "no description: removed"
+    );
+    assert_eq!(
+        payloads[9],
+        json!({"secretName": "db", "recoveryPeriod": 7})
+    );
+    assert_eq!(
+        payloads[10],
+        json!({"secretName": "db", "forceDelete": "true"})
+    );
+}
+
+#[tokio::test]
 async fn enroll_and_get_version_are_unsigned_gets() {
     let (url, server) = fake_server(vec![
         ("200 OK", json!({"code": 200, "message": "successful", "result": {"appid": APPID, "apikey": APIKEY}}).to_string()),
