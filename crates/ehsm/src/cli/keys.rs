@@ -1,12 +1,12 @@
 //! `ehsm key ...` and `ehsm pubkey`.
 
-use std::fmt::Write as _;
 use std::process::ExitCode;
 
 use ehsm_client::{KeyInfo, Origin};
 use serde_json::json;
 
 use super::names::{KeyOrigin, Spec, Usage, default_usage};
+use super::output::utc;
 use super::{CmdResult, ConnArgs, Session, output};
 
 #[derive(clap::Args)]
@@ -110,75 +110,32 @@ fn list_json(keys: &[KeyInfo]) -> serde_json::Value {
 
 /// An aligned table; times in UTC.
 fn table(keys: &[KeyInfo]) -> String {
-    let rows: Vec<[String; 5]> = keys
-        .iter()
-        .map(|k| {
-            [
-                k.keyid.clone(),
-                k.keyspec.as_str().to_owned(),
-                if k.is_enabled() {
-                    "enabled"
-                } else {
-                    "disabled"
-                }
-                .to_owned(),
-                utc(k.creation_date),
-                utc(k.expire_time),
-            ]
-        })
-        .collect();
+    let rows = keys.iter().map(|k| {
+        vec![
+            k.keyid.clone(),
+            k.keyspec.as_str().to_owned(),
+            if k.is_enabled() {
+                "enabled"
+            } else {
+                "disabled"
+            }
+            .to_owned(),
+            utc(k.creation_date),
+            utc(k.expire_time),
+        ]
+    });
     let header = [
         "KEYID",
         "KEYSPEC",
         "STATE",
         "CREATED (UTC)",
         "EXPIRES (UTC)",
-    ]
-    .map(String::from);
-    let mut widths = header.clone().map(|h| h.len());
-    for row in &rows {
-        for (w, cell) in widths.iter_mut().zip(row) {
-            *w = (*w).max(cell.len());
-        }
-    }
-    let mut out = String::new();
-    for row in std::iter::once(&header).chain(&rows) {
-        let mut line = String::new();
-        for (cell, w) in row.iter().zip(widths) {
-            let _ = write!(line, "{cell:<w$}  ");
-        }
-        out.push_str(line.trim_end());
-        out.push('\n');
-    }
-    if rows.is_empty() {
+    ];
+    let mut out = output::table(&header, rows);
+    if keys.is_empty() {
         out.push_str("(no keys: create one with 'ehsm key create --spec aes-gcm-256')\n");
     }
     out
-}
-
-/// Milliseconds since the epoch as `YYYY-MM-DD HH:MM` in UTC.
-pub(crate) fn utc(ms: i64) -> String {
-    let secs = ms.div_euclid(1000);
-    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    let (y, m, d) = civil_from_days(days);
-    format!(
-        "{y:04}-{m:02}-{d:02} {:02}:{:02}",
-        rem / 3600,
-        rem % 3600 / 60
-    )
-}
-
-/// The proleptic Gregorian date of a day count since 1970-01-01 (Howard Hinnant's algorithm).
-fn civil_from_days(days: i64) -> (i64, i64, i64) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    (yoe + era * 400 + i64::from(m <= 2), m, d)
 }
 
 #[derive(clap::Args)]
@@ -204,15 +161,6 @@ mod tests {
     use ehsm_client::KeySpec;
 
     use super::*;
-
-    #[test]
-    fn utc_dates() {
-        assert_eq!(utc(0), "1970-01-01 00:00");
-        assert_eq!(utc(1_700_000_000_000), "2023-11-14 22:13");
-        assert_eq!(utc(951_782_400_000), "2000-02-29 00:00");
-        assert_eq!(utc(-1), "1969-12-31 23:59");
-        assert_eq!(utc(4_102_444_799_999), "2099-12-31 23:59");
-    }
 
     #[test]
     fn table_and_json_show_every_key() {

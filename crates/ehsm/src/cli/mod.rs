@@ -23,6 +23,7 @@ mod import;
 mod keys;
 pub(crate) mod names;
 pub(crate) mod output;
+mod secrets;
 mod wrap;
 
 pub(crate) use conn::{ConnArgs, Need, Session};
@@ -50,6 +51,8 @@ pub(crate) enum Command {
     Datakey(crypto::DatakeyArgs),
     /// Print the public key of an RSA, EC or SM2 key as PEM.
     Pubkey(keys::PubkeyArgs),
+    /// Store, version, read and delete secrets (text values kept encrypted by the server).
+    Secret(secrets::SecretArgs),
     /// Bring your own key: wrap raw key bytes for the server and import them into an external key.
     Import(import::Args),
     /// Load-test a running server: concurrent workers, latency percentiles and throughput.
@@ -111,6 +114,7 @@ async fn dispatch(command: Command) -> Result<ExitCode, String> {
         Command::Datakey(a) => (&a.conn, Need::Credentials),
         Command::Pubkey(a) => (&a.conn, Need::Credentials),
         Command::Import(a) => (&a.conn, Need::Credentials),
+        Command::Secret(a) => (&a.conn, Need::Credentials),
         Command::Bench(a) => (&a.conn, Need::FlagsOnly),
     };
     let session = conn.open(need).map_err(|e| format!("{e:#}"))?;
@@ -124,6 +128,7 @@ async fn dispatch(command: Command) -> Result<ExitCode, String> {
         Command::Datakey(a) => crypto::datakey(&session, a).await,
         Command::Pubkey(a) => keys::pubkey(&session, a).await,
         Command::Import(a) => import::run(&session, a).await,
+        Command::Secret(a) => secrets::run(&session, a).await,
         Command::Bench(a) => crate::bench::run(&session, a).await,
     };
     result.map_err(|f| session.explain(&f))
