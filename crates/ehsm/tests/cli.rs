@@ -660,6 +660,117 @@ fn errors_say_what_to_do_next() {
 }
 
 #[test]
+fn secrets_are_created_versioned_read_and_deleted() {
+    let server = Server::start(&[]);
+    let cli = Cli::new(&server);
+    cli.enroll();
+    // Values are read byte for byte: a trailing newline, tabs and quotes are kept.
+    let value = "p@ss w0rd\t\"quoted\" & = \\ ünïcødé\n";
+    let create = [
+        "secret",
+        "create",
+        "db",
+        "--description",
+        "the\tdatabase",
+        "--rotation-interval",
+        "30d",
+    ];
+    let out = cli.run_with(cli.cmd(&create), value.as_bytes());
+    assert_success(&out, &create);
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "created secret db (version 1)\n"
+    );
+    assert_eq!(cli.ok_text(&["secret", "get", "db"]), value);
+
+    let path = cli.file("v2.txt");
+    std::fs::write(&path, "second").unwrap();
+    let put = cli.ok_text(&["secret", "put", "db", "--in", path.to_str().unwrap()]);
+    assert_eq!(put, "stored version 2 of db\n");
+    cli.ok(&["secret", "put", "db", "--value", "third"]);
+    assert_eq!(cli.ok_text(&["secret", "get", "db"]), "third");
+    assert_eq!(
+        cli.ok_text(&["secret", "get", "db", "--version", "1"]),
+        value
+    );
+    let out_file = cli.file("out.txt");
+    cli.ok(&[
+        "secret",
+        "get",
+        "db",
+        "--version",
+        "2",
+        "--out",
+        out_file.to_str().unwrap(),
+    ]);
+    assert_eq!(std::fs::read_to_string(&out_file).unwrap(), "second");
+    assert_eq!(
+        mode(&out_file),
+        0o600,
+        "a secret's value is written privately"
+    );
+    let got: Value = serde_json::from_slice(&cli.ok(&["secret", "get", "db", "--json"])).unwrap();
+    assert_eq!(
+        (got["secretData"].as_str(), got["versionId"].as_i64()),
+        (Some("third"), Some(3))
+    );
+
+    let versions: Value =
+        serde_json::from_slice(&cli.ok(&["secret", "versions", "db", "--json"])).unwrap();
+    let ids: Vec<i64> = versions
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["versionId"].as_i64().unwrap())
+        .collect();
+    assert_eq!(ids, [1, 2, 3]);
+    let table = cli.ok_text(&["secret", "versions", "db"]);
+    assert_eq!(table.lines().count(), 4, "{table}");
+    let listed = cli.ok_text(&["secret", "list"]);
+    assert!(listed.starts_with("NAME"), "{listed}");
+    assert!(
+        listed.contains("the\\tdatabase"),
+        "control characters escaped: {listed}"
+    );
+    let described: Value = serde_json::from_slice(&cli.ok(&["secret", "describe", "db"])).unwrap();
+    assert_eq!(described["rotationInterval"], "30d");
+    assert_eq!(described["description"], "the\tdatabase");
+    cli.ok(&["secret", "set-description", "db"]);
+    let described: Value = serde_json::from_slice(&cli.ok(&["secret", "describe", "db"])).unwrap();
+    assert!(described.get("description").is_none(), "{described}");
+
+    // Scheduled deletion, restore, forced deletion.
+    let deleted = cli.ok_text(&["secret", "delete", "db", "--recovery-days", "2"]);
+    assert!(
+        deleted.contains("will be deleted at") && deleted.contains("ehsm secret restore db"),
+        "{deleted}"
+    );
+    assert_fails(
+        &cli.run(&["secret", "get", "db"]),
+        &["Can't find the db's value."],
+    );
+    cli.ok(&["secret", "restore", "db"]);
+    assert_eq!(cli.ok_text(&["secret", "get", "db"]), "third");
+    assert_eq!(
+        cli.ok_text(&["secret", "delete", "db", "--force"]),
+        "deleted secret db\n"
+    );
+    assert!(cli.ok_text(&["secret", "list"]).contains("no secrets"));
+
+    // Clear errors for what the command itself can check.
+    assert_fails(&cli.run(&["secret", "describe", "db"]), &["no secret db"]);
+    assert_fails(&cli.run(&["secret", "versions", "db"]), &["no secret db"]);
+    let binary = cli.run_with(cli.cmd(&["secret", "create", "bin"]), &[0xff, 0xfe]);
+    assert_fails(&binary, &["not valid UTF-8"]);
+    let usage = cli.run(&["secret", "delete", "x", "--recovery-days", "400"]);
+    assert_eq!(usage.status.code(), Some(2), "a usage error");
+    assert_fails(
+        &cli.run(&["secret", "get", "none"]),
+        &["Can't find the none's value."],
+    );
+}
+
+#[test]
 fn bench_runs_every_action_and_cleans_up() {
     let s = Server::start(&[]);
     let cli = Cli::new(&s);
