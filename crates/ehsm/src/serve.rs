@@ -1,24 +1,35 @@
 //! `ehsm serve`: the KMS.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
+use anyhow::Context as _;
+use clap::ValueEnum;
 use ehsm_kms::EnrollMode;
 use ehsm_kms::server::{self, Config};
 
-/// Options of `ehsm serve`. Each can also come from an `EHSM_*` environment variable.
+/// Options of `ehsm serve`. Each can also come from an `EHSM_*` environment variable or from the
+/// `--config` file; a flag beats the environment, which beats the file, which beats the default.
 #[derive(clap::Args)]
 pub(crate) struct Args {
-    /// Address to listen on. Port 0 picks a free port (the start-up line says which).
-    #[arg(long, env = "EHSM_LISTEN", default_value = "127.0.0.1:9000")]
-    listen: SocketAddr,
+    /// A TOML file with any of the settings below, named as the flags without `--`
+    /// (`listen = "0.0.0.0:9000"`, `data-dir = "/var/lib/ehsm"`, `http = true`, ...). Relative
+    /// paths in it are relative to the file's directory.
+    #[arg(long, env = "EHSM_CONFIG", value_name = "FILE")]
+    config: Option<PathBuf>,
 
-    /// Where ehsm keeps its state: the sealed domain key, the TLS key, the SQLite database and
-    /// (on the simulated platform) the simulated sealing secret. Created with mode 0700.
-    #[arg(long, env = "EHSM_DATA_DIR", default_value = "./ehsm-data")]
-    data_dir: PathBuf,
+    /// Address to listen on [default: 127.0.0.1:9000]. Port 0 picks a free port (the start-up
+    /// line says which).
+    #[arg(long, env = "EHSM_LISTEN")]
+    listen: Option<SocketAddr>,
+
+    /// Where ehsm keeps its state [default: ./ehsm-data]: the sealed domain key, the TLS key,
+    /// the SQLite database and (on the simulated platform) the simulated sealing secret.
+    /// Created with mode 0700.
+    #[arg(long, env = "EHSM_DATA_DIR")]
+    data_dir: Option<PathBuf>,
 
     /// TLS certificate chain (PEM). Default: a self-signed certificate generated on first start.
     #[arg(long, env = "EHSM_TLS_CERT", requires = "tls_key")]
@@ -41,14 +52,14 @@ pub(crate) struct Args {
     #[arg(long, env = "EHSM_DATABASE")]
     database: Option<String>,
 
-    /// How long a new key stays usable, in days (upstream: 365).
-    #[arg(long, env = "EHSM_KEY_LIFETIME_DAYS", default_value_t = 365)]
-    key_lifetime_days: u64,
+    /// How long a new key stays usable, in days [default: 365, as upstream].
+    #[arg(long, env = "EHSM_KEY_LIFETIME_DAYS")]
+    key_lifetime_days: Option<u64>,
 
-    /// The trusted execution environment. Only `sim` (software simulation, NOT SECURE) exists
-    /// so far.
-    #[arg(long, env = "EHSM_TEE", value_enum, default_value_t = Tee::Sim)]
-    tee: Tee,
+    /// The trusted execution environment [default: sim]. Only `sim` (software simulation, NOT
+    /// SECURE) exists so far.
+    #[arg(long, env = "EHSM_TEE", value_enum)]
+    tee: Option<Tee>,
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -57,18 +68,104 @@ enum Tee {
     Sim,
 }
 
+/// The `--config` file: the settings of [`Args`], each optional, under the flags' names.
+#[derive(Default, serde::Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+struct FileConfig {
+    listen: Option<SocketAddr>,
+    data_dir: Option<PathBuf>,
+    tls_cert: Option<PathBuf>,
+    tls_key: Option<PathBuf>,
+    http: Option<bool>,
+    enroll: Option<String>,
+    database: Option<String>,
+    key_lifetime_days: Option<u64>,
+    tee: Option<String>,
+}
+
+impl FileConfig {
+    fn read(path: &Path) -> anyhow::Result<Self> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read the config file {}", path.display()))?;
+        let mut file: Self = toml::from_str(&text)
+            .with_context(|| format!("the config file {} is not valid", path.display()))?;
+        // Paths are relative to the file, so that a config works from any working directory.
+        let base = path.parent().unwrap_or(Path::new("."));
+        for p in [&mut file.data_dir, &mut file.tls_cert, &mut file.tls_key]
+            .into_iter()
+            .flatten()
+        {
+            *p = base.join(&*p);
+        }
+        Ok(file)
+    }
+}
+
+/// A file value of a `clap::ValueEnum` setting, read as the flag reads it.
+fn file_enum<T: ValueEnum>(value: Option<String>, name: &str) -> anyhow::Result<Option<T>> {
+    value
+        .map(|v| {
+            T::from_str(&v, true).map_err(|_| {
+                let allowed: Vec<String> = T::value_variants()
+                    .iter()
+                    .filter_map(|x| x.to_possible_value().map(|p| p.get_name().to_owned()))
+                    .collect();
+                anyhow::anyhow!(
+                    "the config file's {name} = {v:?} is not one of {}",
+                    allowed.join(", ")
+                )
+            })
+        })
+        .transpose()
+}
+
+impl Args {
+    /// The server's configuration: flags and environment over the file over the defaults.
+    fn into_config(self) -> anyhow::Result<Config> {
+        let file = match &self.config {
+            Some(path) => FileConfig::read(path)?,
+            None => FileConfig::default(),
+        };
+        let Tee::Sim = self.tee.or(file_enum(file.tee, "tee")?).unwrap_or(Tee::Sim);
+        // The certificate and its key come from the same place, never one from each.
+        let (tls_cert, tls_key) = if self.tls_cert.is_some() || self.tls_key.is_some() {
+            (self.tls_cert, self.tls_key)
+        } else {
+            (file.tls_cert, file.tls_key)
+        };
+        let config = Config {
+            listen: self
+                .listen
+                .or(file.listen)
+                .unwrap_or(SocketAddr::from(([127, 0, 0, 1], 9000))),
+            data_dir: self
+                .data_dir
+                .or(file.data_dir)
+                .unwrap_or_else(|| PathBuf::from("./ehsm-data")),
+            tls_cert,
+            tls_key,
+            http: self.http || file.http.unwrap_or(false),
+            enroll: self.enroll.or(file_enum(file.enroll, "enroll")?),
+            database: self.database.or(file.database),
+            key_lifetime: Duration::from_secs(
+                self.key_lifetime_days
+                    .or(file.key_lifetime_days)
+                    .unwrap_or(365)
+                    .saturating_mul(86_400),
+            ),
+        };
+        if config.tls_cert.is_some() != config.tls_key.is_some() {
+            anyhow::bail!("tls-cert and tls-key go together: give both or neither");
+        }
+        if config.http && config.tls_cert.is_some() {
+            anyhow::bail!("http serves plain HTTP: it cannot be used with tls-cert and tls-key");
+        }
+        Ok(config)
+    }
+}
+
 pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let Tee::Sim = args.tee;
-    let config = Config {
-        listen: args.listen,
-        data_dir: args.data_dir,
-        tls_cert: args.tls_cert,
-        tls_key: args.tls_key,
-        http: args.http,
-        enroll: args.enroll,
-        database: args.database,
-        key_lifetime: Duration::from_secs(args.key_lifetime_days.saturating_mul(86_400)),
-    };
+    let config = args.into_config()?;
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?
@@ -92,4 +189,111 @@ fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()> + 
             _ = int.recv() => {}
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(Parser)]
+    struct Cmd {
+        #[command(flatten)]
+        args: Args,
+    }
+
+    /// `ehsm serve <flags>` with a config file holding `toml`, as the server would read it.
+    fn config(toml: &str, flags: &[&str]) -> (anyhow::Result<Config>, tempfile::TempDir) {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("ehsm.toml");
+        std::fs::write(&file, toml).unwrap();
+        let mut argv = vec!["serve", "--config", file.to_str().unwrap()];
+        argv.extend_from_slice(flags);
+        let args = Cmd::try_parse_from(argv).unwrap().args;
+        (args.into_config(), dir)
+    }
+
+    #[test]
+    fn the_file_sets_what_flags_do_and_flags_win() {
+        let toml = r#"
+            listen = "0.0.0.0:9443"
+            data-dir = "state"
+            http = true
+            enroll = "TOKEN"
+            database = "postgres://ehsm@db/ehsm"
+            key-lifetime-days = 30
+            tee = "sim"
+        "#;
+        let (c, dir) = config(toml, &[]);
+        let c = c.unwrap();
+        assert_eq!(c.listen, "0.0.0.0:9443".parse().unwrap());
+        assert_eq!(c.data_dir, dir.path().join("state"), "relative to the file");
+        assert!(c.http);
+        assert_eq!(c.enroll, Some(EnrollMode::Token));
+        assert_eq!(c.database.as_deref(), Some("postgres://ehsm@db/ehsm"));
+        assert_eq!(c.key_lifetime, Duration::from_secs(30 * 86_400));
+
+        let flags = [
+            "--listen",
+            "127.0.0.1:0",
+            "--enroll",
+            "off",
+            "--data-dir",
+            "/x",
+        ];
+        let c = config(toml, &flags).0.unwrap();
+        assert_eq!(c.listen, "127.0.0.1:0".parse().unwrap());
+        assert_eq!(c.enroll, Some(EnrollMode::Off));
+        assert_eq!(c.data_dir, PathBuf::from("/x"));
+        assert_eq!(
+            c.key_lifetime,
+            Duration::from_secs(30 * 86_400),
+            "still the file's"
+        );
+    }
+
+    #[test]
+    fn an_empty_file_gives_the_defaults() {
+        let c = config("", &[]).0.unwrap();
+        assert_eq!(c.listen, "127.0.0.1:9000".parse().unwrap());
+        assert_eq!(c.data_dir, PathBuf::from("./ehsm-data"));
+        assert!(!c.http && c.enroll.is_none() && c.database.is_none() && c.tls_cert.is_none());
+        assert_eq!(c.key_lifetime, Duration::from_secs(365 * 86_400));
+    }
+
+    #[test]
+    fn mistakes_in_the_file_are_named() {
+        let message = |toml: &str| format!("{:#}", config(toml, &[]).0.err().unwrap());
+        let m = message("listn = \"0.0.0.0:1\"");
+        assert!(m.contains("is not valid") && m.contains("listn"), "{m}");
+        let m = message("enroll = \"maybe\"");
+        assert!(m.contains("open, token, off"), "{m}");
+        let m = message("key-lifetime-days = \"ten\"");
+        assert!(m.contains("key-lifetime-days"), "{m}");
+        let m = message("tls-cert = \"c.pem\"");
+        assert!(m.contains("give both or neither"), "{m}");
+        let m = message("http = true\ntls-cert = \"c.pem\"\ntls-key = \"k.pem\"");
+        assert!(m.contains("cannot be used with tls-cert"), "{m}");
+        let missing = Cmd::try_parse_from(["serve", "--config", "/nonexistent/ehsm.toml"])
+            .unwrap()
+            .args
+            .into_config();
+        assert!(format!("{:#}", missing.err().unwrap()).contains("cannot read the config file"));
+    }
+
+    #[test]
+    fn a_certificate_comes_with_its_key_from_one_place() {
+        let toml = "tls-cert = \"file.pem\"\ntls-key = \"file.key\"";
+        let (c, dir) = config(toml, &[]);
+        let c = c.unwrap();
+        assert_eq!(c.tls_cert, Some(dir.path().join("file.pem")));
+        assert_eq!(c.tls_key, Some(dir.path().join("file.key")));
+        let flags = ["--tls-cert", "/flag.pem", "--tls-key", "/flag.key"];
+        let c = config(toml, &flags).0.unwrap();
+        assert_eq!(c.tls_cert, Some(PathBuf::from("/flag.pem")));
+        assert_eq!(c.tls_key, Some(PathBuf::from("/flag.key")));
+    }
 }

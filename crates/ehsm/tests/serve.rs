@@ -152,3 +152,34 @@ fn json_logs_are_one_object_per_line() {
             .starts_with("listening on https://127.0.0.1:")
     );
 }
+
+/// `--config FILE` is read by the real binary: the file's `http` and `enroll` apply, and the
+/// flags (here `--listen` and `--data-dir`, from the harness) still win over the file.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_config_file_sets_the_server_and_flags_override_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("ehsm.toml");
+    std::fs::write(
+        &file,
+        "listen = \"127.0.0.1:1\"\nhttp = true\nenroll = \"off\"\n",
+    )
+    .unwrap();
+    let s = Server::start(&["--config", file.to_str().unwrap()]);
+    assert!(s.url.starts_with("http://127.0.0.1:"), "{}", s.url);
+    assert!(!s.url.ends_with(":1"), "--listen beats the file: {}", s.url);
+    let refused = s.client().enroll().await.unwrap_err();
+    assert!(
+        matches!(&refused, ehsm_client::Error::Api { code: 400, .. }),
+        "enroll = off: {refused:?}"
+    );
+
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(&bad, "lisen = \"127.0.0.1:0\"\n").unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_ehsm"))
+        .args(["serve", "--config", bad.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(err.contains("bad.toml") && err.contains("lisen"), "{err}");
+}
