@@ -11,6 +11,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod attest;
 mod bench;
 mod cli;
 mod serve;
@@ -43,6 +44,9 @@ enum Command {
     /// Run the KMS: the eHSM REST API over HTTPS, on the data directory's sealed domain key and
     /// embedded SQLite database (created on first start).
     Serve(serve::Args),
+    /// Attestation tools that need no server: verify a DCAP quote against its collateral and a
+    /// key-release policy.
+    Attest(attest::Args),
     #[command(flatten)]
     Client(cli::Command),
 }
@@ -53,7 +57,7 @@ fn main() -> ExitCode {
     // library's log line does not repeat the one-line error message.
     let default_filter = match cli.command {
         Command::Serve(_) => "info",
-        Command::Client(_) => "off",
+        Command::Client(_) | Command::Attest(_) => "off",
     };
     let logs = tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
@@ -78,5 +82,6 @@ fn main() -> ExitCode {
             }
         },
         Command::Client(command) => cli::run(command),
+        Command::Attest(args) => attest::run(args),
     }
 }
