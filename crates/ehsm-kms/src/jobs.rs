@@ -84,6 +84,7 @@ mod tests {
             enroll: None,
             database: None,
             key_lifetime: Duration::from_secs(365 * 86_400),
+            tee: crate::server::Tee::Sim,
         };
         open(&config).await.unwrap().state
     }

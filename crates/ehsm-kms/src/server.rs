@@ -10,8 +10,9 @@ use anyhow::Context as _;
 use ehsm_core::Core;
 use ehsm_domain::standalone::{self, Opened};
 use ehsm_store::Store;
-use ehsm_tee::Platform as _;
+use ehsm_tee::sgx::{self, SgxPlatform};
 use ehsm_tee::sim::SimPlatform;
+use ehsm_tee::{Platform, PlatformKind, tdx};
 
 use crate::enroll::{EnrollMode, EnrollPolicy, TOKEN_SETTING, token_hash};
 use crate::replay::{KEEP_MS, KEY_SETTING as REPLAY_KEY_SETTING, ReplayCache};
@@ -36,6 +37,29 @@ pub struct Config {
     pub database: Option<String>,
     /// How long a new key is usable (upstream: 365 days).
     pub key_lifetime: Duration,
+    /// The trusted execution environment to run on.
+    pub tee: Tee,
+}
+
+/// The trusted execution environment `ehsm serve` runs on.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum Tee {
+    /// Detect: Gramine's `/dev/attestation` means SGX, configfs-tsm with a `tdx_guest` provider
+    /// means TDX, anything else the simulated platform (with a warning).
+    #[default]
+    Auto,
+    /// Software simulation: NO SECURITY, for development and CI.
+    Sim,
+    /// SGX through Gramine's attestation interface.
+    Sgx {
+        /// Where it is; `None` is `/dev/attestation` (tests point it at a mimicking directory).
+        root: Option<PathBuf>,
+    },
+    /// TDX through configfs-tsm. A standalone node cannot run on it (no sealing key).
+    Tdx {
+        /// Where it is; `None` is `/sys/kernel/config/tsm/report`.
+        root: Option<PathBuf>,
+    },
 }
 
 /// How often accepted requests' replay entries are written to the store.
@@ -132,23 +156,17 @@ pub async fn run(
 /// Everything `run` serves from, opened.
 pub(crate) struct Service {
     pub(crate) state: AppState,
-    platform: SimPlatform,
+    platform: Box<dyn Platform>,
     fingerprint: String,
     opened: Opened,
     enroll: EnrollMode,
     database: String,
 }
 
-/// Opens the data directory, domain key, core and store: everything but the listener.
 pub(crate) async fn open(config: &Config) -> anyhow::Result<Service> {
     create_data_dir(&config.data_dir)?;
-    let platform = SimPlatform::open(&config.data_dir).context("opening the simulated platform")?;
-    tracing::warn!(
-        "platform {} provides NO SECURITY: keys are protected only by file permissions in {}",
-        platform.kind(),
-        config.data_dir.display()
-    );
-    let (dks, opened) = standalone::open(&config.data_dir, &platform)?;
+    let platform = open_platform(&config.tee, &config.data_dir)?;
+    let (dks, opened) = standalone::open(&config.data_dir, &*platform)?;
     let fingerprint = dks.fingerprint();
     let core = tokio::task::spawn_blocking(move || Core::new(dks))
         .await?
@@ -201,6 +219,65 @@ pub(crate) async fn open(config: &Config) -> anyhow::Result<Service> {
         enroll,
         database,
     })
+}
+
+/// Opens the platform `tee` names, detecting it for [`Tee::Auto`].
+fn open_platform(tee: &Tee, data_dir: &Path) -> anyhow::Result<Box<dyn Platform>> {
+    let tee = match tee {
+        Tee::Auto => detect_tee(),
+        chosen => chosen.clone(),
+    };
+    let platform: Box<dyn Platform> = match tee {
+        // `detect_tee` never answers `Auto`; should it, sim is what it means.
+        Tee::Auto | Tee::Sim => {
+            Box::new(SimPlatform::open(data_dir).context("opening the simulated platform")?)
+        }
+        Tee::Sgx { root } => {
+            let root = root.unwrap_or_else(|| PathBuf::from(sgx::DEFAULT_ROOT));
+            Box::new(SgxPlatform::open(&root).with_context(|| {
+                format!(
+                    "opening SGX through Gramine's attestation interface {}",
+                    root.display()
+                )
+            })?)
+        }
+        // Refused before opening anything: `ehsm serve` is a standalone node, which keeps its
+        // domain key sealed, and a TDX guest has nothing to seal it with.
+        Tee::Tdx { .. } => anyhow::bail!("ehsm serve on TDX: {}", tdx::NO_SEALING),
+    };
+    // The value operators pin in the policies of the nodes that hand this one keys.
+    let measurement: String = platform
+        .measurement()
+        .value
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    tracing::info!("platform {}: measurement {measurement}", platform.kind());
+    if platform.kind() == PlatformKind::Sim {
+        tracing::warn!(
+            "platform {} provides NO SECURITY: keys are protected only by file permissions in {}",
+            platform.kind(),
+            data_dir.display()
+        );
+    }
+    Ok(platform)
+}
+
+/// What `--tee auto` finds on this machine.
+fn detect_tee() -> Tee {
+    if sgx::detect(Path::new(sgx::DEFAULT_ROOT)) {
+        return Tee::Sgx { root: None };
+    }
+    if tdx::detect(Path::new(tdx::DEFAULT_ROOT)) {
+        return Tee::Tdx { root: None };
+    }
+    tracing::warn!(
+        "no trusted execution environment found (no {}/attestation_type, no tdx_guest provider \
+         under {}): using the simulated platform; say --tee sim to choose it explicitly",
+        sgx::DEFAULT_ROOT,
+        tdx::DEFAULT_ROOT
+    );
+    Tee::Sim
 }
 
 /// Writes new replay entries to the store every [`REPLAY_FLUSH`].
@@ -277,5 +354,64 @@ fn redact(url: &str) -> String {
     match (url.find("://"), url.rfind('@')) {
         (Some(s), Some(at)) if at > s => format!("{}://***@{}", &url[..s], &url[at + 1..]),
         _ => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    /// A directory with the files of Gramine's `/dev/attestation`, holding a structurally valid
+    /// SGX quote v3 (header, zero report body, empty signature data): opening only reads it.
+    fn gramine() -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        let mut quote = vec![0u8; 48 + 384 + 4];
+        quote[0] = 3;
+        std::fs::write(root.join("attestation_type"), "dcap").unwrap();
+        std::fs::create_dir(root.join("keys")).unwrap();
+        std::fs::write(root.join("keys/_sgx_mrenclave"), [5; 16]).unwrap();
+        std::fs::write(root.join("user_report_data"), []).unwrap();
+        std::fs::write(root.join("quote"), quote).unwrap();
+        dir
+    }
+
+    #[test]
+    fn sgx_seals_the_standalone_domain_key() {
+        let attestation = gramine();
+        let data = tempfile::tempdir().unwrap();
+        let tee = Tee::Sgx {
+            root: Some(attestation.path().to_owned()),
+        };
+        let platform = open_platform(&tee, data.path()).unwrap();
+        assert_eq!(platform.kind(), PlatformKind::Sgx);
+        let (created, opened) = standalone::open(data.path(), &*platform).unwrap();
+        assert!(matches!(opened, Opened::Created));
+        let platform = open_platform(&tee, data.path()).unwrap();
+        let (unsealed, opened) = standalone::open(data.path(), &*platform).unwrap();
+        assert!(matches!(opened, Opened::Unsealed));
+        assert_eq!(created.fingerprint(), unsealed.fingerprint());
+    }
+
+    #[test]
+    fn tdx_refuses_a_standalone_node_and_says_why() {
+        let data = tempfile::tempdir().unwrap();
+        let err = open_platform(&Tee::Tdx { root: None }, data.path())
+            .err()
+            .unwrap();
+        let m = format!("{err:#}");
+        assert!(m.contains("dkeycache") && m.contains("--tee sgx"), "{m}");
+    }
+
+    #[test]
+    fn sgx_without_gramine_names_the_file() {
+        let data = tempfile::tempdir().unwrap();
+        let tee = Tee::Sgx {
+            root: Some(data.path().join("no-attestation")),
+        };
+        let m = format!("{:#}", open_platform(&tee, data.path()).err().unwrap());
+        assert!(m.contains("no-attestation/attestation_type"), "{m}");
     }
 }

@@ -13,13 +13,6 @@ use crate::Error;
 /// Permission bits a secret file may have: read and write for the owner only.
 const OWNER_ONLY: u32 = 0o600;
 
-fn io(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
-    move |source| Error::Io {
-        path: path.to_owned(),
-        source,
-    }
-}
-
 /// Writes `bytes` to `path` only if no file is there yet, atomically: the content is written and
 /// synced to a temporary file, which is then hard-linked into place (linking fails if `path`
 /// exists, unlike rename, which would replace it). Returns `false` if `path` already existed, in
@@ -38,14 +31,14 @@ pub fn publish_new(path: &Path, bytes: &[u8]) -> Result<bool, Error> {
     let result = write_synced(&tmp, bytes).and_then(|()| match fs::hard_link(&tmp, path) {
         Ok(()) => Ok(true),
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
-        Err(e) => Err(io(path)(e)),
+        Err(e) => Err(Error::io(path)(e)),
     });
     // The temporary name is removed in every case; the published file keeps its own link.
     let _ = fs::remove_file(&tmp);
     if result? {
         File::open(dir)
             .and_then(|d| d.sync_all())
-            .map_err(io(dir))?;
+            .map_err(Error::io(dir))?;
         Ok(true)
     } else {
         Ok(false)
@@ -59,22 +52,22 @@ fn write_synced(path: &Path, bytes: &[u8]) -> Result<(), Error> {
         .truncate(true)
         .mode(OWNER_ONLY)
         .open(path)
-        .map_err(io(path))?;
-    f.write_all(bytes).map_err(io(path))?;
-    f.sync_all().map_err(io(path))
+        .map_err(Error::io(path))?;
+    f.write_all(bytes).map_err(Error::io(path))?;
+    f.sync_all().map_err(Error::io(path))
 }
 
 /// Reads a secret file, refusing it if anyone but the owner may read or write it: a secret that
 /// others could have read is not a secret any more, and the operator must know.
 pub fn read_owner_only(path: &Path) -> Result<Vec<u8>, Error> {
-    let meta = fs::metadata(path).map_err(io(path))?;
+    let meta = fs::metadata(path).map_err(Error::io(path))?;
     if meta.permissions().mode() & 0o077 != 0 {
         return Err(Error::BadFile {
             path: path.to_owned(),
             reason: "readable or writable by group or others; it must be mode 0600 (chmod 600)",
         });
     }
-    fs::read(path).map_err(io(path))
+    fs::read(path).map_err(Error::io(path))
 }
 
 #[cfg(test)]

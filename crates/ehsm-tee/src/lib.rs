@@ -2,20 +2,29 @@
 //!
 //! A [`Platform`] provides a **sealing key** (a key that only this code on this platform can
 //! derive, used to store the domain keys on disk) and a **measurement** (the identity of the
-//! code, e.g. SGX's MRENCLAVE). Attestation evidence comes with the attestation work; the trait
-//! is kept small so that adding it is one more method, as rustls adds provider parts.
+//! code, e.g. SGX's MRENCLAVE) and **attestation evidence** over 64 bytes of report data (a DCAP
+//! quote on hardware). The trait is kept small: each part is one method, as rustls adds provider
+//! parts.
 //!
-//! Implementations: [`sim::SimPlatform`] (no security: development and CI). SGX (Gramine's
-//! `/dev/attestation`) and TDX (configfs-tsm) come next.
+//! Implementations: [`sim::SimPlatform`] (no security: development and CI),
+//! [`sgx::SgxPlatform`] (Gramine's `/dev/attestation`) and [`tdx::TdxPlatform`] (Linux
+//! configfs-tsm). [`evidence`] reads the quote layouts they produce.
 #![forbid(unsafe_code)]
 
+pub mod dcap;
+pub mod evidence;
 pub mod files;
+pub mod policy;
+pub mod sgx;
 pub mod sim;
+pub mod tdx;
 
 use core::fmt;
 use std::path::PathBuf;
 
 use zeroize::Zeroizing;
+
+pub use evidence::Evidence;
 
 /// Which kind of platform the core runs on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -75,6 +84,11 @@ pub trait Platform: Send + Sync {
 
     /// The measurement of the running code.
     fn measurement(&self) -> &Measurement;
+
+    /// Attestation evidence binding `report_data` (typically a hash of a public key and a
+    /// nonce) to this code on this platform: a DCAP quote on SGX and TDX, a clearly marked
+    /// software format on sim. A verifier decides what to trust; this only produces it.
+    fn evidence(&self, report_data: &[u8; 64]) -> Result<Evidence, Error>;
 }
 
 /// Errors of the platform layer.
@@ -94,6 +108,28 @@ pub enum Error {
         /// Why it is refused, and what to do.
         reason: &'static str,
     },
+    /// Evidence bytes are not in the expected format (truncated, wrong magic or version, ...).
+    BadEvidence {
+        /// What is wrong with them.
+        reason: &'static str,
+    },
+    /// The platform cannot do what was asked (e.g. sealing on TDX).
+    Unsupported {
+        /// The platform.
+        kind: PlatformKind,
+        /// Why, and what to do instead.
+        reason: &'static str,
+    },
+}
+
+impl Error {
+    /// A `map_err` adapter naming the file an I/O error happened on.
+    pub(crate) fn io(path: &std::path::Path) -> impl FnOnce(std::io::Error) -> Self + '_ {
+        move |source| Error::Io {
+            path: path.to_owned(),
+            source,
+        }
+    }
 }
 
 impl fmt::Display for Error {
@@ -101,6 +137,8 @@ impl fmt::Display for Error {
         match self {
             Error::Io { path, source } => write!(f, "{}: {source}", path.display()),
             Error::BadFile { path, reason } => write!(f, "{}: {reason}", path.display()),
+            Error::BadEvidence { reason } => write!(f, "malformed evidence: {reason}"),
+            Error::Unsupported { kind, reason } => write!(f, "platform {kind}: {reason}"),
         }
     }
 }
@@ -109,7 +147,7 @@ impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             Error::Io { source, .. } => Some(source),
-            Error::BadFile { .. } => None,
+            Error::BadFile { .. } | Error::BadEvidence { .. } | Error::Unsupported { .. } => None,
         }
     }
 }

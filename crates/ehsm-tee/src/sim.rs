@@ -2,16 +2,76 @@
 //! the data directory, readable by anyone who can read that directory (and by root), and the
 //! measurement is a fixed value. It exists so that ehsm runs on any machine for development and
 //! CI; every verifier refuses its evidence unless the operator explicitly allows simulation.
+//!
+//! Simulated evidence has its own format, which can never be mistaken for a DCAP quote:
+//!
+//! ```text
+//! EVIDENCE_MAGIC (21 bytes) | measurement (32) | report data (64) | HMAC-SHA256 tag (32)
+//! ```
+//!
+//! The tag is keyed by a key derived from the simulated sealing secret. It is **not security**
+//! (anyone who can read the data directory can forge it); it only catches accidents, such as
+//! evidence cut short or mixed up between two simulated nodes.
 
 use std::path::{Path, PathBuf};
 
-use crate::{Error, Measurement, Platform, PlatformKind, SealingKey, files};
+use aws_lc_rs::{hkdf, hmac};
+
+use crate::{Error, Evidence, Measurement, Platform, PlatformKind, SealingKey, files};
 
 /// The file, inside the data directory, that holds the simulated sealing secret.
 pub const SEALING_FILE: &str = "sim-sealing.key";
 
 /// A clearly marked, fixed simulated measurement ("EHSM-SIM" repeated), never a real one.
 const SIM_MEASUREMENT: [u8; 32] = *b"EHSM-SIMEHSM-SIMEHSM-SIMEHSM-SIM";
+
+/// The first bytes of simulated evidence. Read as a DCAP quote header, its first two bytes would
+/// be version 0x4845 ("EH"), which no quote has (3, 4 or 5), so neither parser accepts the other.
+pub const EVIDENCE_MAGIC: &[u8; 21] = b"EHSM-SIM-EVIDENCE-v1\0";
+
+/// The size of simulated evidence: magic, measurement, report data and tag.
+pub const EVIDENCE_LEN: usize = EVIDENCE_MAGIC.len() + 32 + 64 + TAG_LEN;
+
+const TAG_LEN: usize = 32;
+
+/// The HKDF salt that separates the evidence tag key from every other use of the sealing secret.
+const EVIDENCE_KEY_SALT: &[u8] = b"ehsm-tee sim evidence key v1";
+
+/// The content of simulated evidence. Only a verifier that explicitly allows simulation may
+/// accept it, and even then it proves nothing about the code that produced it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SimEvidence {
+    /// The simulated measurement.
+    pub measurement: [u8; 32],
+    /// The report data the evidence carries.
+    pub report_data: [u8; 64],
+}
+
+/// Parses simulated evidence, checking its magic and exact length. The tag is not checked:
+/// that needs the simulated sealing secret (see [`SimPlatform::check_evidence`]), and it would
+/// prove nothing anyway.
+pub fn parse_evidence(bytes: &[u8]) -> Result<SimEvidence, Error> {
+    let bad = |reason| Error::BadEvidence { reason };
+    if !bytes.starts_with(EVIDENCE_MAGIC) {
+        return Err(bad("not simulated evidence (wrong magic)"));
+    }
+    if bytes.len() != EVIDENCE_LEN {
+        return Err(bad(
+            "simulated evidence has the wrong length (truncated or extra bytes)",
+        ));
+    }
+    // The length is checked, so both fields are there; `get` keeps this free of panics anyway.
+    let m = EVIDENCE_MAGIC.len();
+    let measurement = bytes.get(m..m + 32).and_then(|b| b.try_into().ok());
+    let report_data = bytes.get(m + 32..m + 96).and_then(|b| b.try_into().ok());
+    match (measurement, report_data) {
+        (Some(measurement), Some(report_data)) => Ok(SimEvidence {
+            measurement,
+            report_data,
+        }),
+        _ => Err(bad("simulated evidence is truncated")),
+    }
+}
 
 /// The simulated platform: a random sealing secret in a 0600 file. Not secure.
 pub struct SimPlatform {
@@ -40,6 +100,31 @@ impl SimPlatform {
         platform.sealing_key()?;
         Ok(platform)
     }
+
+    /// Parses simulated evidence and checks its tag under this platform's key: true only for
+    /// evidence made by a platform with the same data directory. Integrity, not security.
+    pub fn check_evidence(&self, bytes: &[u8]) -> Result<SimEvidence, Error> {
+        let parsed = parse_evidence(bytes)?;
+        let (signed, tag) = bytes.split_at(EVIDENCE_LEN - TAG_LEN);
+        hmac::verify(&self.evidence_key()?, signed, tag).map_err(|_| Error::BadEvidence {
+            reason: "the simulated evidence's tag does not match this platform's key",
+        })?;
+        Ok(parsed)
+    }
+
+    /// The tag key, derived from the sealing secret so that the secret itself is used for one
+    /// thing only.
+    fn evidence_key(&self) -> Result<hmac::Key, Error> {
+        let sealing = self.sealing_key()?;
+        let prk = hkdf::Salt::new(hkdf::HKDF_SHA256, EVIDENCE_KEY_SALT).extract(sealing.expose());
+        let okm = prk
+            .expand(&[b"hmac-sha256"], hmac::HMAC_SHA256)
+            .map_err(|_| Error::BadFile {
+                path: self.path.clone(),
+                reason: "deriving the simulated evidence key failed",
+            })?;
+        Ok(hmac::Key::from(okm))
+    }
 }
 
 impl Platform for SimPlatform {
@@ -58,6 +143,19 @@ impl Platform for SimPlatform {
 
     fn measurement(&self) -> &Measurement {
         &self.measurement
+    }
+
+    fn evidence(&self, report_data: &[u8; 64]) -> Result<Evidence, Error> {
+        let mut bytes = Vec::with_capacity(EVIDENCE_LEN);
+        bytes.extend_from_slice(EVIDENCE_MAGIC);
+        bytes.extend_from_slice(&SIM_MEASUREMENT);
+        bytes.extend_from_slice(report_data);
+        let tag = hmac::sign(&self.evidence_key()?, &bytes);
+        bytes.extend_from_slice(tag.as_ref());
+        Ok(Evidence {
+            kind: PlatformKind::Sim,
+            bytes,
+        })
     }
 }
 

@@ -56,16 +56,28 @@ pub(crate) struct Args {
     #[arg(long, env = "EHSM_KEY_LIFETIME_DAYS")]
     key_lifetime_days: Option<u64>,
 
-    /// The trusted execution environment [default: sim]. Only `sim` (software simulation, NOT
-    /// SECURE) exists so far.
+    /// The trusted execution environment [default: auto].
     #[arg(long, env = "EHSM_TEE", value_enum)]
     tee: Option<Tee>,
+
+    /// Where the TEE's attestation interface is, instead of /dev/attestation (sgx) or
+    /// /sys/kernel/config/tsm/report (tdx). For tests with a directory that mimics it.
+    #[arg(long, env = "EHSM_ATTESTATION_ROOT", hide = true)]
+    attestation_root: Option<PathBuf>,
 }
 
-#[derive(Clone, Copy, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 enum Tee {
+    /// Detect: sgx inside Gramine with remote attestation, tdx in a TDX guest, otherwise sim
+    /// (with a warning).
+    Auto,
     /// Software simulation: no hardware protection. For development and CI only.
     Sim,
+    /// Intel SGX through Gramine (`gramine-sgx ehsm serve`, with sgx.remote_attestation = "dcap").
+    Sgx,
+    /// Intel TDX through configfs-tsm. Refused for a standalone node: a TDX node gets its domain
+    /// key from the domain.
+    Tdx,
 }
 
 /// The `--config` file: the settings of [`Args`], each optional, under the flags' names.
@@ -126,7 +138,13 @@ impl Args {
             Some(path) => FileConfig::read(path)?,
             None => FileConfig::default(),
         };
-        let Tee::Sim = self.tee.or(file_enum(file.tee, "tee")?).unwrap_or(Tee::Sim);
+        let root = self.attestation_root;
+        let tee = match self.tee.or(file_enum(file.tee, "tee")?) {
+            None | Some(Tee::Auto) => server::Tee::Auto,
+            Some(Tee::Sim) => server::Tee::Sim,
+            Some(Tee::Sgx) => server::Tee::Sgx { root },
+            Some(Tee::Tdx) => server::Tee::Tdx { root },
+        };
         // The certificate and its key come from the same place, never one from each.
         let (tls_cert, tls_key) = if self.tls_cert.is_some() || self.tls_key.is_some() {
             (self.tls_cert, self.tls_key)
@@ -153,6 +171,7 @@ impl Args {
                     .unwrap_or(365)
                     .saturating_mul(86_400),
             ),
+            tee,
         };
         if config.tls_cert.is_some() != config.tls_key.is_some() {
             anyhow::bail!("tls-cert and tls-key go together: give both or neither");
@@ -295,5 +314,25 @@ mod tests {
         let c = config(toml, &flags).0.unwrap();
         assert_eq!(c.tls_cert, Some(PathBuf::from("/flag.pem")));
         assert_eq!(c.tls_key, Some(PathBuf::from("/flag.key")));
+    }
+
+    #[test]
+    fn the_tee_is_detected_unless_chosen() {
+        let tee = |toml: &str, flags: &[&str]| config(toml, flags).0.unwrap().tee;
+        assert_eq!(tee("", &[]), server::Tee::Auto);
+        assert_eq!(tee("tee = \"sim\"", &[]), server::Tee::Sim);
+        assert_eq!(tee("tee = \"sgx\"", &[]), server::Tee::Sgx { root: None });
+        assert_eq!(
+            tee("tee = \"sim\"", &["--tee", "tdx"]),
+            server::Tee::Tdx { root: None }
+        );
+        assert_eq!(
+            tee("", &["--tee", "sgx", "--attestation-root", "/tmp/fake"]),
+            server::Tee::Sgx {
+                root: Some(PathBuf::from("/tmp/fake"))
+            }
+        );
+        let m = format!("{:#}", config("tee = \"sev\"", &[]).0.err().unwrap());
+        assert!(m.contains("auto, sim, sgx, tdx"), "{m}");
     }
 }
