@@ -17,7 +17,21 @@ const OWNER_ONLY: u32 = 0o600;
 /// synced to a temporary file, which is then hard-linked into place (linking fails if `path`
 /// exists, unlike rename, which would replace it). Returns `false` if `path` already existed, in
 /// which case the caller should read the existing file instead.
+///
+/// Where hard links are not implemented (Gramine's library OS answers `link` with ENOSYS), the
+/// temporary file is renamed into place if `path` does not exist yet. That is still atomic for
+/// readers, but two processes publishing the same file at the same instant could both succeed,
+/// the second replacing the first; inside one enclave there is one ehsm process.
 pub fn publish_new(path: &Path, bytes: &[u8]) -> Result<bool, Error> {
+    publish_new_with(path, bytes, |from, to| fs::hard_link(from, to))
+}
+
+/// [`publish_new`] with the linking step as a parameter, so tests can take hard links away.
+fn publish_new_with(
+    path: &Path,
+    bytes: &[u8],
+    link: impl Fn(&Path, &Path) -> std::io::Result<()>,
+) -> Result<bool, Error> {
     // A name no other writer uses, in this process or another: each attempt has its own
     // temporary file, so concurrent writers can never truncate each other's content.
     static ATTEMPT: AtomicU64 = AtomicU64::new(0);
@@ -28,9 +42,17 @@ pub fn publish_new(path: &Path, bytes: &[u8]) -> Result<bool, Error> {
         std::process::id(),
         ATTEMPT.fetch_add(1, Ordering::Relaxed)
     ));
-    let result = write_synced(&tmp, bytes).and_then(|()| match fs::hard_link(&tmp, path) {
+    let result = write_synced(&tmp, bytes).and_then(|()| match link(&tmp, path) {
         Ok(()) => Ok(true),
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
+        Err(e) if e.kind() == std::io::ErrorKind::Unsupported => {
+            if path.exists() {
+                Ok(false)
+            } else {
+                fs::rename(&tmp, path).map_err(Error::io(path))?;
+                Ok(true)
+            }
+        }
         Err(e) => Err(Error::io(path)(e)),
     });
     // The temporary name is removed in every case; the published file keeps its own link.
@@ -73,6 +95,24 @@ pub fn read_owner_only(path: &Path) -> Result<Vec<u8>, Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Without hard links (Gramine), the file is still published once, with its mode, and no
+    /// temporary file is left behind.
+    #[test]
+    fn publishes_once_without_hard_links() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("secret");
+        let no_links =
+            |_: &Path, _: &Path| Err(std::io::Error::from(std::io::ErrorKind::Unsupported));
+        assert!(publish_new_with(&p, b"first", no_links).unwrap());
+        assert!(!publish_new_with(&p, b"second", no_links).unwrap());
+        assert_eq!(read_owner_only(&p).unwrap(), b"first");
+        assert_eq!(
+            fs::read_dir(dir.path()).unwrap().count(),
+            1,
+            "no temporary file left"
+        );
+    }
 
     #[test]
     fn publishes_once_and_never_overwrites() {
