@@ -15,6 +15,7 @@ pub mod dcap;
 pub mod evidence;
 pub mod files;
 pub mod policy;
+pub mod ratls;
 pub mod sgx;
 pub mod sim;
 pub mod tdx;
@@ -144,10 +145,6 @@ impl fmt::Display for Error {
 }
 
 impl std::error::Error for Error {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match self {
-            Error::Io { source, .. } => Some(source),
-            Error::BadFile { .. } | Error::BadEvidence { .. } | Error::Unsupported { .. } => None,
-        }
-    }
+    // No `source()`: `Display` already includes the I/O error, and a caller printing the whole
+    // chain (anyhow's `{:#}`) would otherwise say it twice.
 }

@@ -1,0 +1,90 @@
+//! Where the verifier gets the collateral (Intel's TCB info, QE identity, CRLs) for a quote.
+//!
+//! Fetching it from a PCCS is not done here: a deployment refreshes the files (collateral is
+//! valid for about a month) and the verifier reads them at each handshake, so a refresh needs no
+//! restart.
+
+use std::path::{Path, PathBuf};
+
+use dcap_qvl::configs::RustCryptoConfig;
+use dcap_qvl::quote::Quote;
+
+use super::RatlsError;
+use crate::dcap::Collateral;
+
+/// A source of collateral for DCAP quotes.
+pub trait CollateralSource: Send + Sync {
+    /// The collateral to verify `quote` against.
+    fn collateral(&self, quote: &[u8]) -> Result<Collateral, RatlsError>;
+}
+
+/// For deployments that accept only simulated peers: every quote is refused for lack of
+/// collateral.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct NoCollateral;
+
+impl CollateralSource for NoCollateral {
+    fn collateral(&self, _quote: &[u8]) -> Result<Collateral, RatlsError> {
+        Err(RatlsError::Collateral(
+            "this verifier has no collateral source configured".to_owned(),
+        ))
+    }
+}
+
+/// Collateral in dcap-qvl's `QuoteCollateralV3` JSON (as `ehsm attest verify --collateral`
+/// reads), from files.
+///
+/// Limits: collateral depends on the platform's FMSPC and on its PCK CA (processor or
+/// platform); [`FileCollateral::directory`] keys files by FMSPC only, so one directory serves
+/// one PCK CA per FMSPC. Files are read at every verification, without a cache.
+#[derive(Clone, Debug)]
+pub struct FileCollateral(Location);
+
+#[derive(Clone, Debug)]
+enum Location {
+    /// One file for every quote: a fleet of identical machines, or tests.
+    File(PathBuf),
+    /// `<dir>/<FMSPC in upper-case hex>.json`, the FMSPC read from the quote's PCK certificate.
+    ByFmspc(PathBuf),
+}
+
+impl FileCollateral {
+    /// The same collateral file for every quote.
+    pub fn file(path: impl Into<PathBuf>) -> Self {
+        Self(Location::File(path.into()))
+    }
+
+    /// A directory of `<FMSPC>.json` files (FMSPC in upper-case hex, as Intel and PCCS print
+    /// it, e.g. `00906ED50000.json`).
+    pub fn directory(dir: impl Into<PathBuf>) -> Self {
+        Self(Location::ByFmspc(dir.into()))
+    }
+}
+
+impl CollateralSource for FileCollateral {
+    fn collateral(&self, quote: &[u8]) -> Result<Collateral, RatlsError> {
+        let path = match &self.0 {
+            Location::File(path) => path.clone(),
+            Location::ByFmspc(dir) => dir.join(format!("{}.json", fmspc(quote)?)),
+        };
+        read(&path)
+    }
+}
+
+/// The FMSPC of the platform that made `quote`, from the quote's PCK leaf certificate (not yet
+/// verified: it only chooses the file; the verification checks the collateral matches).
+fn fmspc(quote: &[u8]) -> Result<String, RatlsError> {
+    let fail = |e: anyhow::Error| {
+        RatlsError::Collateral(format!("the quote's FMSPC cannot be read: {e:#}"))
+    };
+    let parsed = Quote::parse(quote).map_err(fail)?;
+    let fmspc = dcap_qvl::intel::quote_fmspc_with::<RustCryptoConfig>(&parsed).map_err(fail)?;
+    Ok(hex::encode_upper(fmspc))
+}
+
+fn read(path: &Path) -> Result<Collateral, RatlsError> {
+    let json = std::fs::read(path)
+        .map_err(|e| RatlsError::Collateral(format!("{}: {e}", path.display())))?;
+    Collateral::from_json(&json)
+        .map_err(|e| RatlsError::Collateral(format!("{}: {e}", path.display())))
+}
