@@ -19,9 +19,11 @@ def _binary():
     return os.path.join(target, "debug", "ehsm")
 
 
-@pytest.fixture(scope="session")
-def server():
-    """A real `ehsm serve` on a free port and a fresh data directory."""
+def start_server(*extra_args):
+    """A real `ehsm serve` on a free port and a fresh data directory, with `extra_args`.
+
+    A generator: yields (url, path of the server's certificate) and stops the server after.
+    """
     binary = _binary()
     if not os.path.exists(binary):
         if os.environ.get("CI"):
@@ -29,7 +31,7 @@ def server():
         pytest.skip(f"ehsm binary not found at {binary}; run `cargo build -p ehsm` first")
     data = tempfile.mkdtemp(prefix="ehsm-py-")
     proc = subprocess.Popen(
-        [binary, "serve", "--listen", "127.0.0.1:0", "--data-dir", data],
+        [binary, "serve", "--listen", "127.0.0.1:0", "--data-dir", data, *extra_args],
         stderr=subprocess.PIPE,
         text=True,
     )
@@ -46,3 +48,9 @@ def server():
     yield url, os.path.join(data, "tls-cert.pem")
     proc.terminate()
     proc.wait(timeout=30)
+
+
+@pytest.fixture(scope="session")
+def server():
+    """The shared server (default settings)."""
+    yield from start_server()

@@ -178,7 +178,7 @@ pub(crate) fn endpoint(base: &str) -> Result<Url> {
 pub struct Client {
     http: reqwest::Client,
     endpoint: Url,
-    credentials: Option<Arc<Credentials>>,
+    pub(crate) credentials: Option<Arc<Credentials>>,
 }
 
 impl Client {

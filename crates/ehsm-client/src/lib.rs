@@ -40,6 +40,7 @@ mod client;
 mod error;
 mod keys;
 mod prepared;
+mod quote;
 mod secrets;
 
 pub use client::{Client, ClientBuilder, Credentials, Version, check_reply};
@@ -48,6 +49,7 @@ pub use ehsm_proto::spec::{DigestMode, KeySpec, KeyUsage, MessageType, Origin, P
 pub use error::{Error, Result};
 pub use keys::{DataKey, ImportParameters, KeyInfo};
 pub use prepared::{PreparedRequest, timestamp_now};
+pub use quote::{QuotePolicy, QuoteVerdict, quote_report_data};
 pub use secrets::{SecretInfo, SecretOptions, SecretValue, SecretVersionInfo};
 
 #[cfg(test)]

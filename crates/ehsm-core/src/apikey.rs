@@ -79,6 +79,11 @@ impl<'a> MacVerified<'a> {
     }
 }
 
+/// A MAC as the wire carries it: standard base64 with padding (44 characters).
+pub(crate) fn encode_mac(mac: &[u8; 32]) -> String {
+    STANDARD.encode(mac)
+}
+
 /// Compares the base64 MAC a client sent with ours, in constant time. Upstream compared the
 /// strings exactly, so base64 variants (no padding, URL alphabet) are not equal either.
 pub(crate) fn sign_matches(mac: &[u8; 32], sign: &str) -> bool {

@@ -452,6 +452,25 @@ impl Core {
             Err(Error::RequestMacMismatch)
         }
     }
+
+    /// A response MAC (spec §9.3, VerifyQuote's `sign`): the base64 HMAC-SHA256 of `canonical`
+    /// under the API key of the app whose request `auth` proves, so that the client can check
+    /// the answer with its API key. Only for an authenticated request, and only under that
+    /// request's own app's key (the blob is bound to the appid); the API key stays in the core.
+    pub fn response_mac(
+        &self,
+        auth: &MacVerified<'_>,
+        apikey_blob: &KeyBlob,
+        canonical: &[u8],
+    ) -> Result<String> {
+        let ctx = apikey::context(auth.appid());
+        let LoadedKey::Hmac(key) = &*self.load_purpose(Purpose::ApiKey, &ctx, apikey_blob)? else {
+            return Err(Error::IntegrityFailure(
+                "API key blob does not hold an API key",
+            ));
+        };
+        Ok(apikey::encode_mac(&key.sign(canonical)))
+    }
 }
 
 fn symmetric_encrypt(

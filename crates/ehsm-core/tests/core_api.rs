@@ -97,6 +97,24 @@ fn request_mac_accepts_the_right_sign_only() {
 }
 
 #[test]
+fn response_mac_is_the_apps_hmac_and_only_under_its_own_key() {
+    let f = fx();
+    let canon = "nonce=bm9uY2U=&result=40961";
+    assert_eq!(
+        f.core
+            .response_mac(&auth(), &f.apikey_blob, canon.as_bytes())
+            .unwrap(),
+        sign(&f.apikey, canon)
+    );
+    // Another app's API key blob cannot be used for this app's request: it is bound to its app.
+    let (_, other_blob) = f.core.create_api_key(OTHER_APP).unwrap();
+    assert!(matches!(
+        f.core.response_mac(&auth(), &other_blob, canon.as_bytes()),
+        Err(Error::IntegrityFailure(_))
+    ));
+}
+
+#[test]
 fn symmetric_keys_encrypt_decrypt_with_aad_binding() {
     let f = fx();
     for spec in [

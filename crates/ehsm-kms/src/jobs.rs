@@ -85,6 +85,7 @@ mod tests {
             database: None,
             key_lifetime: Duration::from_secs(365 * 86_400),
             tee: crate::server::Tee::Sim,
+            quotes: crate::server::QuoteConfig::default(),
         };
         open(&config).await.unwrap().state
     }

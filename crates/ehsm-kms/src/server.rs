@@ -10,13 +10,14 @@ use anyhow::Context as _;
 use ehsm_core::Core;
 use ehsm_domain::standalone::{self, Opened};
 use ehsm_store::Store;
+use ehsm_tee::dcap::Collateral;
 use ehsm_tee::sgx::{self, SgxPlatform};
 use ehsm_tee::sim::SimPlatform;
 use ehsm_tee::{Platform, PlatformKind, tdx};
 
 use crate::enroll::{EnrollMode, EnrollPolicy, TOKEN_SETTING, token_hash};
 use crate::replay::{KEEP_MS, KEY_SETTING as REPLAY_KEY_SETTING, ReplayCache};
-use crate::state::{AppState, Inner, RecordCache, now_ms};
+use crate::state::{AppState, Attestation, Inner, RecordCache, now_ms};
 
 /// Everything `ehsm serve` can be told.
 #[derive(Clone, Debug)]
@@ -39,6 +40,20 @@ pub struct Config {
     pub key_lifetime: Duration,
     /// The trusted execution environment to run on.
     pub tee: Tee,
+    /// How VerifyQuote verifies quotes.
+    pub quotes: QuoteConfig,
+}
+
+/// How VerifyQuote verifies quotes.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct QuoteConfig {
+    /// Intel's collateral for SGX and TDX quotes, as dcap-qvl's `QuoteCollateralV3` JSON (what a
+    /// PCCS serves). Without it, VerifyQuote refuses hardware quotes: ehsm does not fetch
+    /// collateral from a PCCS itself.
+    pub collateral: Option<PathBuf>,
+    /// Accept simulated evidence (`--tee sim`), which proves nothing, as verified. Off by
+    /// default: for development and tests only.
+    pub allow_simulated: bool,
 }
 
 /// The trusted execution environment `ehsm serve` runs on.
@@ -74,7 +89,6 @@ pub async fn run(
     let started = std::time::Instant::now();
     let Service {
         state,
-        platform,
         fingerprint,
         opened,
         enroll,
@@ -116,7 +130,7 @@ pub async fn run(
     // One line that says where and how: scripts (and the tests) read the address from it.
     tracing::info!(
         "listening on {scheme}://{addr}/ehsm (tee {}, domain key {} fingerprint {fingerprint}, enroll {enroll:?}, database {}, ready in {} ms)",
-        platform.kind(),
+        state.attestation.platform.kind(),
         match opened {
             Opened::Created => "created",
             Opened::Unsealed => "unsealed",
@@ -156,7 +170,6 @@ pub async fn run(
 /// Everything `run` serves from, opened.
 pub(crate) struct Service {
     pub(crate) state: AppState,
-    platform: Box<dyn Platform>,
     fingerprint: String,
     opened: Opened,
     enroll: EnrollMode,
@@ -168,6 +181,7 @@ pub(crate) async fn open(config: &Config) -> anyhow::Result<Service> {
     let platform = open_platform(&config.tee, &config.data_dir)?;
     let (dks, opened) = standalone::open(&config.data_dir, &*platform)?;
     let fingerprint = dks.fingerprint();
+    let attestation = open_attestation(platform, &config.quotes, &config.data_dir)?;
     let core = tokio::task::spawn_blocking(move || Core::new(dks))
         .await?
         .context("the core's start-up self-tests failed; refusing to serve keys")?;
@@ -210,10 +224,10 @@ pub(crate) async fn open(config: &Config) -> anyhow::Result<Service> {
         heavy: tokio::sync::Semaphore::new(
             std::thread::available_parallelism().map_or(2, std::num::NonZero::get),
         ),
+        attestation,
     }));
     Ok(Service {
         state,
-        platform,
         fingerprint,
         opened,
         enroll,
@@ -221,8 +235,12 @@ pub(crate) async fn open(config: &Config) -> anyhow::Result<Service> {
     })
 }
 
-/// Opens the platform `tee` names, detecting it for [`Tee::Auto`].
-fn open_platform(tee: &Tee, data_dir: &Path) -> anyhow::Result<Box<dyn Platform>> {
+/// Opens the platform `tee` names, detecting it for [`Tee::Auto`], and logs its measurement
+/// (with a warning on the simulated platform). This is how `ehsm serve` opens its platform;
+/// `ehsm attest show` uses it too, so that both see the same platform. For sim it creates the
+/// simulated sealing secret in `data_dir` (which must exist) on first use. [`Tee::Tdx`] is
+/// refused, because a standalone node cannot seal on TDX ([`tdx::NO_SEALING`]).
+pub fn open_platform(tee: &Tee, data_dir: &Path) -> anyhow::Result<Box<dyn Platform>> {
     let tee = match tee {
         Tee::Auto => detect_tee(),
         chosen => chosen.clone(),
@@ -263,8 +281,51 @@ fn open_platform(tee: &Tee, data_dir: &Path) -> anyhow::Result<Box<dyn Platform>
     Ok(platform)
 }
 
-/// What `--tee auto` finds on this machine.
-fn detect_tee() -> Tee {
+/// What the quote actions work with. The collateral is read and parsed at start-up, so that a
+/// bad file stops the server with a clear error instead of failing every VerifyQuote.
+fn open_attestation(
+    platform: Box<dyn Platform>,
+    config: &QuoteConfig,
+    data_dir: &Path,
+) -> anyhow::Result<Attestation> {
+    let collateral = match &config.collateral {
+        Some(path) => {
+            let json = std::fs::read(path)
+                .with_context(|| format!("reading the collateral {}", path.display()))?;
+            Some(Collateral::from_json(&json).with_context(|| {
+                format!(
+                    "the collateral {} is not dcap-qvl QuoteCollateralV3 JSON",
+                    path.display()
+                )
+            })?)
+        }
+        None => None,
+    };
+    // A simulated node can check the tag of its own simulated evidence (the same sealing
+    // secret): it catches evidence mixed up between two simulated nodes. Opening it again reads
+    // the secret `open_platform` created.
+    let sim = if config.allow_simulated && platform.kind() == PlatformKind::Sim {
+        Some(SimPlatform::open(data_dir).context("opening the simulated platform")?)
+    } else {
+        None
+    };
+    if config.allow_simulated {
+        tracing::warn!(
+            "VerifyQuote accepts simulated evidence (--allow-simulated-quotes): it proves nothing"
+        );
+    }
+    Ok(Attestation {
+        platform,
+        collateral,
+        allow_simulated: config.allow_simulated,
+        sim,
+    })
+}
+
+/// What `--tee auto` finds on this machine: SGX if Gramine's `/dev/attestation` is there, TDX
+/// if configfs-tsm has a `tdx_guest` provider, else [`Tee::Sim`] (with a warning in the log).
+/// Never answers [`Tee::Auto`].
+pub fn detect_tee() -> Tee {
     if sgx::detect(Path::new(sgx::DEFAULT_ROOT)) {
         return Tee::Sgx { root: None };
     }

@@ -1,5 +1,5 @@
-//! What every request handler shares: the core, the store, the replay cache and the record
-//! caches.
+//! What every request handler shares: the core, the store, the replay cache, the record caches
+//! and the platform with the quote verification settings.
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
@@ -8,6 +8,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use ehsm_core::Core;
 use ehsm_core::KeyBlob;
 use ehsm_store::Store;
+use ehsm_tee::Platform;
+use ehsm_tee::dcap::Collateral;
+use ehsm_tee::sim::SimPlatform;
 
 use crate::keys::Key;
 
@@ -29,6 +32,21 @@ pub(crate) struct Inner {
     pub(crate) key_lifetime_ms: i64,
     /// One permit per CPU for heavy core work (see `actions::heavy`).
     pub(crate) heavy: tokio::sync::Semaphore,
+    pub(crate) attestation: Attestation,
+}
+
+/// What the quote actions (GenerateQuote, VerifyQuote) work with.
+pub(crate) struct Attestation {
+    /// The platform this node runs on: it makes GenerateQuote's evidence.
+    pub(crate) platform: Box<dyn Platform>,
+    /// Intel's collateral for hardware quotes (`--collateral`); `None`: hardware quotes are
+    /// refused.
+    pub(crate) collateral: Option<Collateral>,
+    /// Whether simulated evidence is accepted (`--allow-simulated-quotes`).
+    pub(crate) allow_simulated: bool,
+    /// This node's simulated platform, when it is one and simulated evidence is accepted, to
+    /// check the evidence's tag.
+    pub(crate) sim: Option<SimPlatform>,
 }
 
 impl std::ops::Deref for AppState {

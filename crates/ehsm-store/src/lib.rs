@@ -1,6 +1,7 @@
 //! The ehsm store: apps, customer master key (CMK) records with their wrapped key blobs, secrets
-//! and their versions, the request-replay cache and a few named settings, on SQLite (embedded, the zero-configuration
-//! default) or PostgreSQL (shared by every KMS node of a domain).
+//! and their versions, quote policies, the request-replay cache and a few named settings, on
+//! SQLite (embedded, the zero-configuration default) or PostgreSQL (shared by every KMS node of
+//! a domain).
 //!
 //! # Design
 //!
@@ -26,11 +27,13 @@
 #![warn(missing_docs)]
 
 mod error;
+mod quote_policies;
 mod records;
 mod secrets;
 mod store;
 
 pub use error::{Error, Result};
+pub use quote_policies::QuotePolicyRecord;
 pub use records::{AppRecord, CmkRecord, ImportParams, KeyState, ReplayEntry};
 pub use secrets::{Deletion, SecretRecord, SecretVersion};
 pub use store::Store;

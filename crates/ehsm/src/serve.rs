@@ -64,6 +64,18 @@ pub(crate) struct Args {
     /// /sys/kernel/config/tsm/report (tdx). For tests with a directory that mimics it.
     #[arg(long, env = "EHSM_ATTESTATION_ROOT", hide = true)]
     attestation_root: Option<PathBuf>,
+
+    /// Intel's collateral that VerifyQuote checks SGX and TDX quotes against: dcap-qvl's
+    /// QuoteCollateralV3 JSON, as a PCCS serves it, for the platforms whose quotes are verified.
+    /// Read at start-up; ehsm does not fetch collateral itself, so refresh the file (and restart)
+    /// before it expires (about a month). Without it VerifyQuote refuses hardware quotes.
+    #[arg(long, env = "EHSM_COLLATERAL", value_name = "FILE")]
+    collateral: Option<PathBuf>,
+
+    /// Let VerifyQuote accept simulated evidence (from a --tee sim node), which proves nothing.
+    /// For development and tests only.
+    #[arg(long, env = "EHSM_ALLOW_SIMULATED_QUOTES")]
+    allow_simulated_quotes: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -93,6 +105,8 @@ struct FileConfig {
     database: Option<String>,
     key_lifetime_days: Option<u64>,
     tee: Option<String>,
+    collateral: Option<PathBuf>,
+    allow_simulated_quotes: Option<bool>,
 }
 
 impl FileConfig {
@@ -103,9 +117,14 @@ impl FileConfig {
             .with_context(|| format!("the config file {} is not valid", path.display()))?;
         // Paths are relative to the file, so that a config works from any working directory.
         let base = path.parent().unwrap_or(Path::new("."));
-        for p in [&mut file.data_dir, &mut file.tls_cert, &mut file.tls_key]
-            .into_iter()
-            .flatten()
+        for p in [
+            &mut file.data_dir,
+            &mut file.tls_cert,
+            &mut file.tls_key,
+            &mut file.collateral,
+        ]
+        .into_iter()
+        .flatten()
         {
             *p = base.join(&*p);
         }
@@ -172,6 +191,11 @@ impl Args {
                     .saturating_mul(86_400),
             ),
             tee,
+            quotes: server::QuoteConfig {
+                collateral: self.collateral.or(file.collateral),
+                allow_simulated: self.allow_simulated_quotes
+                    || file.allow_simulated_quotes.unwrap_or(false),
+            },
         };
         if config.tls_cert.is_some() != config.tls_key.is_some() {
             anyhow::bail!("tls-cert and tls-key go together: give both or neither");
@@ -272,6 +296,24 @@ mod tests {
             Duration::from_secs(30 * 86_400),
             "still the file's"
         );
+    }
+
+    #[test]
+    fn quote_settings_from_the_file_and_flags() {
+        let (c, dir) = config(
+            "collateral = \"c.json\"\nallow-simulated-quotes = true",
+            &[],
+        );
+        let c = c.unwrap();
+        assert_eq!(c.quotes.collateral, Some(dir.path().join("c.json")));
+        assert!(c.quotes.allow_simulated);
+        let c = config("", &["--collateral", "/x.json", "--allow-simulated-quotes"])
+            .0
+            .unwrap();
+        assert_eq!(c.quotes.collateral, Some(PathBuf::from("/x.json")));
+        assert!(c.quotes.allow_simulated);
+        let c = config("", &[]).0.unwrap();
+        assert_eq!(c.quotes, server::QuoteConfig::default(), "off by default");
     }
 
     #[test]

@@ -5,6 +5,7 @@ mod asymmetric;
 mod byok;
 mod keys;
 mod mac;
+mod quote;
 mod secrets;
 mod symmetric;
 
@@ -54,12 +55,11 @@ pub(crate) async fn dispatch(
         Action::DeleteSecret => secrets::delete_secret(state, req).await,
         Action::GetSecretValue => secrets::get_secret_value(state, req).await,
         Action::RestoreSecret => secrets::restore_secret(state, req).await,
-        Action::GetVersion
-        | Action::Enroll
-        | Action::GenerateQuote
-        | Action::VerifyQuote
-        | Action::UploadQuotePolicy
-        | Action::GetQuotePolicy => Err(ApiError::not_found()),
+        Action::GenerateQuote => quote::generate_quote(state, req).await,
+        Action::VerifyQuote => quote::verify_quote(state, req).await,
+        Action::UploadQuotePolicy => quote::upload_quote_policy(state, req).await,
+        Action::GetQuotePolicy => quote::get_quote_policy(state, req).await,
+        Action::GetVersion | Action::Enroll => Err(ApiError::not_found()),
     }
 }
 

@@ -5,6 +5,7 @@ use std::collections::BTreeSet;
 use ehsm_store::{AppRecord, CmkRecord, Error, ImportParams, KeyState, ReplayEntry};
 
 use crate::harness::TestDb;
+pub(crate) use crate::quote_checks::*;
 pub(crate) use crate::secret_checks::*;
 
 fn app(appid: &str) -> AppRecord {

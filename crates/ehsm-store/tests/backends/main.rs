@@ -13,6 +13,7 @@
 
 mod checks;
 mod harness;
+mod quote_checks;
 mod secret_checks;
 
 /// Instantiates each check once per backend.
@@ -69,6 +70,8 @@ suite!(
     secret_force_delete_removes_versions,
     secret_purge_concurrent_exactly_once,
     secret_text_round_trips,
+    quote_policy_insert_get_per_app,
+    quote_policy_duplicate_and_unknown_app_are_refused,
 );
 
 /// Opening errors that need no server: a directory that does not exist, and bad URLs.

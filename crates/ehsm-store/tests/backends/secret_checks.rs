@@ -9,7 +9,8 @@ use crate::harness::TestDb;
 const T0: i64 = 1_700_000_000_000;
 const DAY: i64 = 86_400_000;
 
-async fn with_app(db: &TestDb, appid: &str) {
+/// Inserts the app `appid` (the other checks' records need one).
+pub(crate) async fn with_app(db: &TestDb, appid: &str) {
     db.store
         .insert_app(
             &AppRecord {
