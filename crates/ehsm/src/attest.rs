@@ -3,15 +3,23 @@
 //! `verify` checks a DCAP quote offline against collateral the operator fetched (from a PCCS),
 //! and optionally against a key-release policy: the same check the key server makes before it
 //! releases a key, so a policy can be tried on a captured quote before it is deployed.
+//!
+//! `show` opens this machine's platform as `ehsm serve` does and prints its measurement and
+//! fresh evidence over given report data: what an operator pins in a policy, and a quote to try
+//! `verify` on.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::SystemTime;
 
 use anyhow::Context as _;
+use base64::Engine as _;
 use clap::Subcommand;
+use ehsm_kms::server;
 use ehsm_tee::dcap::{self, Collateral, Identity, Status, VerifiedQuote};
 use ehsm_tee::policy::Policy;
+use ehsm_tee::tdx::{self, TdxPlatform};
+use ehsm_tee::{Platform, PlatformKind, evidence, sim};
 use serde_json::{Map, Value, json};
 
 use crate::cli::output;
@@ -31,6 +39,72 @@ enum Command {
     /// key-release policy. Prints one JSON object; exits 0 only if the quote verifies and is
     /// accepted (by the policy, or with TCB status OK when there is none).
     Verify(VerifyArgs),
+    /// Show this machine's platform: open it as 'ehsm serve' does, and print its measurement
+    /// and fresh evidence (a DCAP quote on SGX and TDX) over the given report data, as one JSON
+    /// object. Run it where the node runs (inside the enclave on SGX) to learn the values to
+    /// pin in a policy.
+    Show(ShowArgs),
+}
+
+/// Which platform `ehsm attest show` opens; the values of `ehsm serve --tee`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum TeeArg {
+    /// Detect, as 'ehsm serve' does: sgx inside Gramine with remote attestation, tdx in a TDX
+    /// guest, otherwise sim.
+    Auto,
+    /// Software simulation: no hardware protection.
+    Sim,
+    /// Intel SGX through Gramine's /dev/attestation.
+    Sgx,
+    /// Intel TDX through configfs-tsm.
+    Tdx,
+}
+
+#[derive(clap::Args)]
+struct ShowArgs {
+    /// The trusted execution environment.
+    #[arg(long, env = "EHSM_TEE", value_enum, default_value = "auto")]
+    tee: TeeArg,
+    /// The node's data directory (used by sim only, whose simulated sealing secret lives there).
+    /// It must exist; on sim, the secret file is created in it if missing, as 'ehsm serve'
+    /// would on first start.
+    #[arg(
+        long,
+        env = "EHSM_DATA_DIR",
+        value_name = "DIR",
+        default_value = "./ehsm-data"
+    )]
+    data_dir: PathBuf,
+    /// The report data the evidence binds, in hex: up to 64 bytes (128 hex digits), padded with
+    /// zero bytes to 64 [default: 64 zero bytes].
+    #[arg(long, value_name = "HEX", value_parser = parse_report_data)]
+    report_data: Option<ReportData>,
+    /// Where the TEE's attestation interface is, instead of /dev/attestation (sgx) or
+    /// /sys/kernel/config/tsm/report (tdx). For tests with a directory that mimics it.
+    #[arg(long, env = "EHSM_ATTESTATION_ROOT", hide = true)]
+    attestation_root: Option<PathBuf>,
+}
+
+/// 64 bytes of report data.
+#[derive(Clone, Copy)]
+struct ReportData([u8; 64]);
+
+/// Hex of at most 64 bytes, zero-padded to 64.
+fn parse_report_data(text: &str) -> Result<ReportData, String> {
+    let bytes = hex::decode(text.trim()).map_err(|e| {
+        format!("not hex ({e}): give up to 128 hex digits, e.g. 48656c6c6f for \"Hello\"")
+    })?;
+    let mut data = [0u8; 64];
+    match data.get_mut(..bytes.len()) {
+        Some(prefix) => prefix.copy_from_slice(&bytes),
+        None => {
+            return Err(format!(
+                "{} bytes is too long: report data is at most 64 bytes (128 hex digits)",
+                bytes.len()
+            ));
+        }
+    }
+    Ok(ReportData(data))
 }
 
 #[derive(clap::Args)]
@@ -54,6 +128,7 @@ struct VerifyArgs {
 pub(crate) fn run(args: Args) -> ExitCode {
     let result = match args.command {
         Command::Verify(args) => verify(&args),
+        Command::Show(args) => show(&args),
     };
     result.unwrap_or_else(|err| {
         eprintln!("ehsm: error: {err:#}");
@@ -84,6 +159,87 @@ fn verify(args: &VerifyArgs) -> anyhow::Result<ExitCode> {
             ExitCode::FAILURE
         }
     })
+}
+
+/// What [`show`] says on the simulated platform, in its JSON and on stderr.
+const SIM_WARNING: &str = "simulated platform: NO SECURITY";
+
+fn show(args: &ShowArgs) -> anyhow::Result<ExitCode> {
+    let root = args.attestation_root.clone();
+    let tee = match args.tee {
+        TeeArg::Auto => server::detect_tee(),
+        TeeArg::Sim => server::Tee::Sim,
+        TeeArg::Sgx => server::Tee::Sgx { root },
+        TeeArg::Tdx => server::Tee::Tdx { root },
+    };
+    let platform: Box<dyn Platform> =
+        match tee {
+            // `ehsm serve` refuses TDX (a standalone node cannot seal there), but its evidence is
+            // what a TDX node shows its domain, so it is opened here directly.
+            server::Tee::Tdx { root } => {
+                let root = root.unwrap_or_else(|| PathBuf::from(tdx::DEFAULT_ROOT));
+                Box::new(TdxPlatform::open(&root).with_context(|| {
+                    format!("opening TDX through configfs-tsm {}", root.display())
+                })?)
+            }
+            tee => {
+                if matches!(tee, server::Tee::Sim | server::Tee::Auto) && !args.data_dir.is_dir() {
+                    anyhow::bail!(
+                        "the data directory {} does not exist: give the node's --data-dir (the \
+                     simulated platform's sealing secret lives there; 'ehsm serve' creates it)",
+                        args.data_dir.display()
+                    );
+                }
+                server::open_platform(&tee, &args.data_dir)?
+            }
+        };
+    let report_data = args.report_data.map_or([0; 64], |r| r.0);
+    let evidence = platform
+        .evidence(&report_data)
+        .context("the platform did not produce evidence")?;
+    let mut fields: Vec<(&str, Value)> = vec![
+        ("platform", json!(platform.kind().to_string())),
+        (
+            "measurement",
+            json!(hex::encode(&platform.measurement().value)),
+        ),
+        (
+            "evidence",
+            json!(base64::engine::general_purpose::STANDARD.encode(&evidence.bytes)),
+        ),
+        ("report_data", json!(hex::encode(report_data))),
+    ];
+    let bad = |reason| anyhow::anyhow!("the platform's own evidence is malformed: {reason}");
+    match evidence.kind {
+        PlatformKind::Sim => {
+            sim::parse_evidence(&evidence.bytes)?;
+            fields.push(("warning", json!(SIM_WARNING)));
+            eprintln!("ehsm: warning: {SIM_WARNING}: its evidence proves nothing");
+        }
+        PlatformKind::Sgx => {
+            let sgx = evidence::sgx_report_body(&evidence.bytes).map_err(bad)?;
+            fields.extend([
+                ("mr_enclave", json!(hex::encode(sgx.mr_enclave))),
+                ("mr_signer", json!(hex::encode(sgx.mr_signer))),
+                ("isv_prod_id", json!(sgx.isv_prod_id)),
+                ("isv_svn", json!(sgx.isv_svn)),
+            ]);
+        }
+        PlatformKind::Tdx => {
+            let tdx = evidence::td_report_body(&evidence.bytes).map_err(bad)?;
+            fields.push(("mr_td", json!(hex::encode(tdx.mr_td))));
+            let names = ["rtmr0", "rtmr1", "rtmr2", "rtmr3"];
+            fields.extend(
+                names
+                    .into_iter()
+                    .zip(&tdx.rtmr)
+                    .map(|(n, r)| (n, json!(hex::encode(r)))),
+            );
+        }
+    }
+    let report: Map<String, Value> = fields.into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
+    output::line(Value::Object(report))?;
+    Ok(ExitCode::SUCCESS)
 }
 
 fn read(path: &Path) -> anyhow::Result<Vec<u8>> {
