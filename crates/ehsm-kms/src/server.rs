@@ -11,6 +11,7 @@ use ehsm_core::Core;
 use ehsm_domain::standalone::{self, Opened};
 use ehsm_store::Store;
 use ehsm_tee::dcap::Collateral;
+use ehsm_tee::pccs::PccsCollateral;
 use ehsm_tee::sgx::{self, SgxPlatform};
 use ehsm_tee::sim::SimPlatform;
 use ehsm_tee::{Platform, PlatformKind, tdx};
@@ -48,9 +49,12 @@ pub struct Config {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct QuoteConfig {
     /// Intel's collateral for SGX and TDX quotes, as dcap-qvl's `QuoteCollateralV3` JSON (what a
-    /// PCCS serves). Without it, VerifyQuote refuses hardware quotes: ehsm does not fetch
-    /// collateral from a PCCS itself.
+    /// PCCS serves). Without it or `pccs_url`, VerifyQuote refuses hardware quotes.
     pub collateral: Option<PathBuf>,
+    /// A PCCS (or Intel PCS) base URL that VerifyQuote fetches collateral from, cached until it
+    /// must be refreshed. Exclusive with `collateral`. `https://` in production; `http://` is
+    /// accepted (the collateral is signed by Intel) for tests.
+    pub pccs_url: Option<String>,
     /// Accept simulated evidence (`--tee sim`), which proves nothing, as verified. Off by
     /// default: for development and tests only.
     pub allow_simulated: bool,
@@ -288,6 +292,17 @@ fn open_attestation(
     config: &QuoteConfig,
     data_dir: &Path,
 ) -> anyhow::Result<Attestation> {
+    if config.collateral.is_some() && config.pccs_url.is_some() {
+        anyhow::bail!(
+            "the collateral comes from a file (collateral) or from a PCCS (pccs-url), not both"
+        );
+    }
+    let pccs = config
+        .pccs_url
+        .as_deref()
+        .map(PccsCollateral::new)
+        .transpose()
+        .context("pccs-url")?;
     let collateral = match &config.collateral {
         Some(path) => {
             let json = std::fs::read(path)
@@ -317,6 +332,7 @@ fn open_attestation(
     Ok(Attestation {
         platform,
         collateral,
+        pccs,
         allow_simulated: config.allow_simulated,
         sim,
     })

@@ -10,6 +10,7 @@ use ehsm_core::KeyBlob;
 use ehsm_store::Store;
 use ehsm_tee::Platform;
 use ehsm_tee::dcap::Collateral;
+use ehsm_tee::pccs::PccsCollateral;
 use ehsm_tee::sim::SimPlatform;
 
 use crate::keys::Key;
@@ -42,6 +43,9 @@ pub(crate) struct Attestation {
     /// Intel's collateral for hardware quotes (`--collateral`); `None`: hardware quotes are
     /// refused.
     pub(crate) collateral: Option<Collateral>,
+    /// The PCCS that hardware quotes' collateral is fetched from (`--pccs-url`), instead of
+    /// `collateral`.
+    pub(crate) pccs: Option<PccsCollateral>,
     /// Whether simulated evidence is accepted (`--allow-simulated-quotes`).
     pub(crate) allow_simulated: bool,
     /// This node's simulated platform, when it is one and simulated evidence is accepted, to

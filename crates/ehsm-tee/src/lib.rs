@@ -14,6 +14,7 @@
 pub mod dcap;
 pub mod evidence;
 pub mod files;
+pub mod pccs;
 pub mod policy;
 pub mod ratls;
 pub mod sgx;

@@ -67,10 +67,16 @@ pub(crate) struct Args {
 
     /// Intel's collateral that VerifyQuote checks SGX and TDX quotes against: dcap-qvl's
     /// QuoteCollateralV3 JSON, as a PCCS serves it, for the platforms whose quotes are verified.
-    /// Read at start-up; ehsm does not fetch collateral itself, so refresh the file (and restart)
-    /// before it expires (about a month). Without it VerifyQuote refuses hardware quotes.
+    /// Read at start-up, so refresh the file (and restart) before it expires (about a month); or
+    /// use --pccs-url instead. Without either, VerifyQuote refuses hardware quotes.
     #[arg(long, env = "EHSM_COLLATERAL", value_name = "FILE")]
     collateral: Option<PathBuf>,
+
+    /// A PCCS (or Intel PCS) base URL, e.g. https://pccs.example:8081, that VerifyQuote fetches
+    /// the collateral of each quote's platform from, cached until it must be refreshed (at most
+    /// a day). Instead of --collateral. Use https:// (http:// is accepted, for tests).
+    #[arg(long, env = "EHSM_PCCS_URL", value_name = "URL")]
+    pccs_url: Option<String>,
 
     /// Let VerifyQuote accept simulated evidence (from a --tee sim node), which proves nothing.
     /// For development and tests only.
@@ -106,6 +112,7 @@ struct FileConfig {
     key_lifetime_days: Option<u64>,
     tee: Option<String>,
     collateral: Option<PathBuf>,
+    pccs_url: Option<String>,
     allow_simulated_quotes: Option<bool>,
 }
 
@@ -170,6 +177,13 @@ impl Args {
         } else {
             (file.tls_cert, file.tls_key)
         };
+        // The collateral's source comes from one place, as the certificate does: a flag's file
+        // or URL replaces the config file's, whichever of the two the file names.
+        let (collateral, pccs_url) = if self.collateral.is_some() || self.pccs_url.is_some() {
+            (self.collateral, self.pccs_url)
+        } else {
+            (file.collateral, file.pccs_url)
+        };
         let config = Config {
             listen: self
                 .listen
@@ -192,13 +206,19 @@ impl Args {
             ),
             tee,
             quotes: server::QuoteConfig {
-                collateral: self.collateral.or(file.collateral),
+                collateral,
+                pccs_url,
                 allow_simulated: self.allow_simulated_quotes
                     || file.allow_simulated_quotes.unwrap_or(false),
             },
         };
         if config.tls_cert.is_some() != config.tls_key.is_some() {
             anyhow::bail!("tls-cert and tls-key go together: give both or neither");
+        }
+        if config.quotes.collateral.is_some() && config.quotes.pccs_url.is_some() {
+            anyhow::bail!(
+                "collateral and pccs-url are two sources of the same collateral: give one"
+            );
         }
         if config.http && config.tls_cert.is_some() {
             anyhow::bail!("http serves plain HTTP: it cannot be used with tls-cert and tls-key");
@@ -314,6 +334,44 @@ mod tests {
         assert!(c.quotes.allow_simulated);
         let c = config("", &[]).0.unwrap();
         assert_eq!(c.quotes, server::QuoteConfig::default(), "off by default");
+    }
+
+    #[test]
+    fn the_collateral_comes_from_a_file_or_a_pccs_not_both() {
+        let (c, _dir) = config("pccs-url = \"https://pccs.example:8081\"", &[]);
+        let c = c.unwrap();
+        assert_eq!(
+            c.quotes.pccs_url.as_deref(),
+            Some("https://pccs.example:8081")
+        );
+        assert_eq!(c.quotes.collateral, None);
+        // A flag replaces the file's source, whichever it is.
+        let c = config(
+            "pccs-url = \"https://pccs.example\"",
+            &["--collateral", "/x.json"],
+        )
+        .0
+        .unwrap();
+        assert_eq!(
+            (c.quotes.collateral, c.quotes.pccs_url),
+            (Some(PathBuf::from("/x.json")), None)
+        );
+        let c = config(
+            "collateral = \"c.json\"",
+            &["--pccs-url", "http://127.0.0.1:1"],
+        )
+        .0
+        .unwrap();
+        assert_eq!(
+            (c.quotes.collateral, c.quotes.pccs_url.as_deref()),
+            (None, Some("http://127.0.0.1:1"))
+        );
+        let both = |toml: &str, flags: &[&str]| {
+            let m = format!("{:#}", config(toml, flags).0.err().unwrap());
+            assert!(m.contains("collateral and pccs-url"), "{m}");
+        };
+        both("", &["--collateral", "/x.json", "--pccs-url", "https://p"]);
+        both("collateral = \"c.json\"\npccs-url = \"https://p\"", &[]);
     }
 
     #[test]

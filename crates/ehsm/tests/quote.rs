@@ -6,7 +6,9 @@
 
 mod util;
 
+use std::io::{Read as _, Write as _};
 use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
 
 use ehsm_client::{Credentials, Error, quote_report_data};
 use serde_json::{Value, json};
@@ -281,6 +283,103 @@ async fn real_sgx_quote_goes_through_dcap_and_its_expired_collateral_is_reported
     let (code, message) = refusal(c.verify_quote(&sgx, b"n", None, None).await);
     assert_eq!(code, 400);
     assert!(message.contains("collateral has expired"), "{message}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn real_sgx_quote_is_verified_against_collateral_fetched_from_a_pccs() {
+    let (pccs, requests) = fake_pccs(&std::fs::read(data("sgx_quote_collateral.json")).unwrap());
+    let s = Server::start(&["--tee", "sim", "--pccs-url", &pccs]);
+    let (c, _) = s.enrolled().await;
+    let sgx = std::fs::read(data("sgx_quote")).unwrap();
+    // The fetch path is wired: the PCCS was asked, and its (July 2025) collateral reached the
+    // verification, which uses the wall clock.
+    let (code, message) = refusal(c.verify_quote(&sgx, b"n", None, None).await);
+    assert_eq!(code, 400);
+    assert!(message.contains("collateral has expired"), "{message}");
+    let paths = requests.lock().unwrap().clone();
+    assert!(
+        paths.contains(&"/sgx/certification/v4/tcb?fmspc=00A067110000".to_owned()),
+        "{paths:?}"
+    );
+}
+
+/// A fake PCCS on 127.0.0.1 (plain HTTP) serving the v4 endpoints' bodies and headers cut from
+/// `collateral` (dcap-qvl's QuoteCollateralV3 JSON); it records the paths requested. (The
+/// ehsm-tee tests have a fuller one, with faults.)
+fn fake_pccs(collateral: &[u8]) -> (String, Arc<Mutex<Vec<String>>>) {
+    let c: Value = serde_json::from_slice(collateral).unwrap();
+    let field = move |name: &str| c[name].as_str().unwrap().to_owned();
+    let signed = |key: &str, name: &str| {
+        let signature = field(&format!("{name}_signature"));
+        format!(r#"{{"{key}":{},"signature":"{signature}"}}"#, field(name)).into_bytes()
+    };
+    // The issuer chain of `name`, as the header `header` carries it.
+    let chain = |header: &str, name: &str| {
+        let value = url_encode(&field(&format!("{name}_issuer_chain")));
+        format!("{header}: {value}\r\n")
+    };
+    let routes = [
+        (
+            "/sgx/certification/v4/pckcrl",
+            chain("SGX-PCK-CRL-Issuer-Chain", "pck_crl"),
+            hex::decode(field("pck_crl")).unwrap(),
+        ),
+        (
+            "/sgx/certification/v4/tcb",
+            chain("TCB-Info-Issuer-Chain", "tcb_info"),
+            signed("tcbInfo", "tcb_info"),
+        ),
+        (
+            "/sgx/certification/v4/qe/identity",
+            chain("SGX-Enclave-Identity-Issuer-Chain", "qe_identity"),
+            signed("enclaveIdentity", "qe_identity"),
+        ),
+        (
+            "/sgx/certification/v4/rootcacrl",
+            String::new(),
+            field("root_ca_crl").into_bytes(),
+        ),
+    ];
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let requests = Arc::new(Mutex::new(Vec::new()));
+    let seen = Arc::clone(&requests);
+    std::thread::spawn(move || {
+        for mut stream in listener.incoming().map_while(Result::ok) {
+            let mut head = Vec::new();
+            let mut byte = [0u8; 1];
+            while !head.ends_with(b"\r\n\r\n") && stream.read(&mut byte).unwrap_or(0) == 1 {
+                head.push(byte[0]);
+            }
+            let head = String::from_utf8_lossy(&head);
+            let path = head.split(' ').nth(1).unwrap_or_default().to_owned();
+            seen.lock().unwrap().push(path.clone());
+            let route = path.split('?').next().unwrap_or_default();
+            let (status, header, body) = match routes.iter().find(|r| r.0 == route) {
+                Some((_, header, body)) => (200, header.as_str(), body.as_slice()),
+                None => (404, "", b"not found".as_slice()),
+            };
+            let _ = write!(
+                stream,
+                "HTTP/1.1 {status} X\r\nContent-Length: {}\r\nConnection: close\r\n{header}\r\n",
+                body.len()
+            );
+            let _ = stream.write_all(body);
+        }
+    });
+    (url, requests)
+}
+
+/// Percent-encodes everything but unreserved characters, as Intel encodes its issuer chains.
+fn url_encode(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                char::from(b).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
 }
 
 #[test]

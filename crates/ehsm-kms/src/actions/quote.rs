@@ -12,9 +12,9 @@
 //!   taken as the base64 text the client sent. VerifyQuote checks it when the client gives the
 //!   ehsm extension field `challenge` (upstream clients do not, and see no change).
 //! - A policy mismatch is a 400 that names MRENCLAVE or MRSIGNER, not a 500.
-//! - Quotes are verified offline against the collateral the operator gives (`--collateral`, a
-//!   dcap-qvl `QuoteCollateralV3` JSON) at the current time; expired collateral is a 400 that
-//!   says so. ehsm does not fetch collateral from a PCCS.
+//! - Quotes are verified against the collateral the operator gives (`--collateral`, a dcap-qvl
+//!   `QuoteCollateralV3` JSON) or that ehsm fetches from a PCCS (`--pccs-url`, cached), at the
+//!   current time; expired collateral is a 400 that says so.
 //! - Simulated evidence (`--tee sim`) is refused unless the server runs with
 //!   `--allow-simulated-quotes`; then it verifies with result 0, the simulated measurement as
 //!   `mr_enclave` and 32 zero bytes as `mr_signer` (a simulated enclave has no signer).
@@ -26,7 +26,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use ehsm_store::QuotePolicyRecord;
 use ehsm_tee::dcap::{self, Identity, SgxIdentity, Status};
-use ehsm_tee::{evidence, sim};
+use ehsm_tee::{evidence, pccs, sim};
 use serde_json::{Map, Value, json};
 
 use crate::envelope::Authenticated;
@@ -180,16 +180,33 @@ fn check_simulated(state: &AppState, quote: &[u8]) -> Result<Checked, ApiError> 
     })
 }
 
-/// An SGX or TDX quote, verified against the operator's collateral at the current time.
+/// An SGX or TDX quote, verified against the operator's collateral (or the PCCS's) at the
+/// current time.
 async fn check_hardware(state: &AppState, quote: &[u8]) -> Result<Checked, ApiError> {
-    let Some(collateral) = &state.attestation.collateral else {
-        return Err(ApiError::bad_request(
-            "this server cannot verify SGX or TDX quotes: it runs without collateral \
-             (ehsm serve --collateral FILE)",
-        ));
+    let now = SystemTime::now();
+    let fetched;
+    let collateral = match (&state.attestation.collateral, &state.attestation.pccs) {
+        (Some(collateral), _) => collateral,
+        (None, Some(pccs)) => {
+            fetched = pccs.fetch(quote, now).await.map_err(|e| match e {
+                // No platform in the quote: the client's quote is at fault.
+                pccs::Error::Quote(_) => {
+                    ApiError::bad_request(format!("The quote cannot be verified: {e}."))
+                }
+                // The PCCS is the operator's to fix; the log has the URL and status.
+                _ => ApiError::internal(&e),
+            })?;
+            &fetched
+        }
+        (None, None) => {
+            return Err(ApiError::bad_request(
+                "this server cannot verify SGX or TDX quotes: it runs without collateral \
+                 (ehsm serve --collateral FILE or --pccs-url URL)",
+            ));
+        }
     };
     // Signature and certificate checks take milliseconds of CPU.
-    match super::heavy(state, || dcap::verify(quote, collateral, SystemTime::now())).await {
+    match super::heavy(state, || dcap::verify(quote, collateral, now)).await {
         Ok(verified) => {
             let sgx = match verified.identity() {
                 Identity::Sgx(id) => Some(id.clone()),

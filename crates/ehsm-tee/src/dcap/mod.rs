@@ -14,6 +14,7 @@
 //! [dcap-qvl]: https://github.com/Phala-Network/dcap-qvl
 
 mod error;
+mod pck;
 mod status;
 mod time;
 mod window;
@@ -26,6 +27,7 @@ use dcap_qvl::quote::{Quote, Report};
 use dcap_qvl::verify::QuoteVerifier;
 
 pub use error::Error;
+pub(crate) use pck::PckPlatform;
 pub use status::{Status, UnknownStatus};
 pub use time::{format_unix_secs, parse_rfc3339};
 
@@ -42,6 +44,19 @@ impl Collateral {
                 field: "JSON document",
                 reason: e.to_string(),
             })
+    }
+
+    /// Wraps collateral assembled from a PCCS's answers.
+    pub(crate) fn from_parts(collateral: QuoteCollateralV3) -> Self {
+        Self(collateral)
+    }
+
+    /// When the collateral must be fetched again: the earliest `nextUpdate` of its TCB info,
+    /// QE identity and CRLs (`None` if none has one). Dates are read, not verified: a forged
+    /// date only changes when the collateral is fetched again.
+    pub fn next_update(&self) -> Result<Option<SystemTime>, Error> {
+        Ok(window::next_update(&self.0)?
+            .map(|secs| std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs)))
     }
 }
 

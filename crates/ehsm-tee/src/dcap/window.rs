@@ -27,15 +27,28 @@ struct JsonDates {
     next_update: String,
 }
 
-/// Refuses collateral that is expired or not yet valid at `now` (Unix seconds).
-pub(super) fn check(collateral: &dcap_qvl::QuoteCollateralV3, now: u64) -> Result<(), Error> {
-    let parts = [
+/// The dates of the four dated parts of the collateral.
+fn parts(collateral: &dcap_qvl::QuoteCollateralV3) -> Result<[Dated; 4], Error> {
+    Ok([
         json_dates("tcb_info", "TCB info", &collateral.tcb_info)?,
         json_dates("qe_identity", "QE identity", &collateral.qe_identity)?,
         crl_dates("root_ca_crl", "root CA CRL", &collateral.root_ca_crl)?,
         crl_dates("pck_crl", "PCK CRL", &collateral.pck_crl)?,
-    ];
-    for part in parts {
+    ])
+}
+
+/// The earliest `nextUpdate` of the collateral's parts (Unix seconds): when it must be fetched
+/// again. `None` if no part has one (a CRL may omit it).
+pub(super) fn next_update(collateral: &dcap_qvl::QuoteCollateralV3) -> Result<Option<u64>, Error> {
+    Ok(parts(collateral)?
+        .iter()
+        .filter_map(|part| part.next_update)
+        .min())
+}
+
+/// Refuses collateral that is expired or not yet valid at `now` (Unix seconds).
+pub(super) fn check(collateral: &dcap_qvl::QuoteCollateralV3, now: u64) -> Result<(), Error> {
+    for part in parts(collateral)? {
         // Same comparisons as dcap-qvl: valid from the issue date through nextUpdate inclusive.
         if now < part.issued {
             return Err(Error::CollateralNotYetValid {

@@ -1,16 +1,13 @@
 //! Where the verifier gets the collateral (Intel's TCB info, QE identity, CRLs) for a quote.
 //!
-//! Fetching it from a PCCS is not done here: a deployment refreshes the files (collateral is
-//! valid for about a month) and the verifier reads them at each handshake, so a refresh needs no
-//! restart.
+//! From files here: a deployment refreshes them (collateral is valid for about a month) and the
+//! verifier reads them at each handshake, so a refresh needs no restart. From a PCCS, with a
+//! cache: [`crate::pccs::PccsCollateral`].
 
 use std::path::{Path, PathBuf};
 
-use dcap_qvl::configs::RustCryptoConfig;
-use dcap_qvl::quote::Quote;
-
 use super::RatlsError;
-use crate::dcap::Collateral;
+use crate::dcap::{Collateral, PckPlatform};
 
 /// A source of collateral for DCAP quotes.
 pub trait CollateralSource: Send + Sync {
@@ -71,15 +68,11 @@ impl CollateralSource for FileCollateral {
     }
 }
 
-/// The FMSPC of the platform that made `quote`, from the quote's PCK leaf certificate (not yet
-/// verified: it only chooses the file; the verification checks the collateral matches).
+/// The FMSPC of the platform that made `quote`, from the quote's PCK leaf certificate.
 fn fmspc(quote: &[u8]) -> Result<String, RatlsError> {
-    let fail = |e: anyhow::Error| {
-        RatlsError::Collateral(format!("the quote's FMSPC cannot be read: {e:#}"))
-    };
-    let parsed = Quote::parse(quote).map_err(fail)?;
-    let fmspc = dcap_qvl::intel::quote_fmspc_with::<RustCryptoConfig>(&parsed).map_err(fail)?;
-    Ok(hex::encode_upper(fmspc))
+    PckPlatform::of(quote)
+        .map(|platform| platform.fmspc)
+        .map_err(|e| RatlsError::Collateral(format!("the quote's FMSPC cannot be read: {e}")))
 }
 
 fn read(path: &Path) -> Result<Collateral, RatlsError> {
