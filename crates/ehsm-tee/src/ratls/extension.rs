@@ -7,10 +7,11 @@
 //!   tag). It is **not** claimed to interoperate with Gramine's verifier: Gramine wraps the quote
 //!   with a claims map (`pubkey-hash`) and binds the hash of that map, whereas ehsm puts the bare
 //!   quote and binds `SHA-256(SPKI) ‖ 0^32` (see [`super::report_data_for`]).
-//! - **Simulated evidence** (`--tee sim`): OID [`SIM_EVIDENCE_OID`] (1.3.6.1.4.1.58270.1.1),
-//!   whose value is the raw `EHSM-SIM-EVIDENCE-v1` bytes. The arc is an ehsm-private placeholder,
-//!   **not registered** with IANA; it is only ever accepted by a policy with
-//!   `allow_simulated = true`. A separate OID (rather than another CBOR tag under the DICE OID)
+//! - **Simulated evidence** (`--tee sim`): OID [`SIM_EVIDENCE_OID`] (1.3.6.1.4.1.32473.1.1),
+//!   whose value is the raw `EHSM-SIM-EVIDENCE-v1` bytes. 32473 is the enterprise number IANA
+//!   reserves for documentation and examples (RFC 5612): it belongs to no vendor, which suits
+//!   evidence that exists only for development and tests, and it is only ever accepted by a
+//!   policy with `allow_simulated = true`. A separate OID (rather than another CBOR tag under the DICE OID)
 //!   keeps a verifier that knows only the standard format from ever reading simulated evidence
 //!   as a quote.
 //!
@@ -23,8 +24,9 @@ use crate::{Evidence, PlatformKind};
 
 /// `tcg-dice-tagged-evidence` (TCG DICE Attestation Architecture).
 pub const DICE_TAGGED_EVIDENCE_OID: &[u64] = &[2, 23, 133, 5, 4, 9];
-/// ehsm-private, unregistered: simulated evidence. See the module documentation.
-pub const SIM_EVIDENCE_OID: &[u64] = &[1, 3, 6, 1, 4, 1, 58270, 1, 1];
+/// Simulated evidence, under the documentation enterprise number of RFC 5612. See the module
+/// documentation.
+pub const SIM_EVIDENCE_OID: &[u64] = &[1, 3, 6, 1, 4, 1, 32473, 1, 1];
 /// The CBOR tag of a TEE quote (SGX or TDX DCAP quote) in the tagged-evidence extension.
 pub const CBOR_TAG_TEE_QUOTE: u64 = 60000;
 
