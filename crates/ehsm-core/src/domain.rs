@@ -111,18 +111,33 @@ impl DomainKeySet {
     /// derived from the sealing key with its own HKDF label.
     pub fn seal(&self, sealing_key: &SealingKey) -> Result<Vec<u8>> {
         let wrap = sealing_wrap_key(sealing_key)?;
-        let mut plain = Zeroizing::new(Vec::with_capacity(4 + self.keys.len() * 36));
-        plain.extend_from_slice(&(self.keys.len() as u32).to_be_bytes());
-        for k in &self.keys {
-            plain.extend_from_slice(&k.version.to_be_bytes());
-            plain.extend_from_slice(k.raw.as_slice());
-        }
+        let plain = self.serialize();
         let mut body = Vec::with_capacity(plain.len() + IV_LEN + TAG_LEN);
         wrap.seal(&plain, SEALED_MAGIC, &mut body)?;
         let mut out = Vec::with_capacity(SEALED_MAGIC.len() + body.len());
         out.extend_from_slice(SEALED_MAGIC);
         out.extend_from_slice(&body);
         Ok(out)
+    }
+
+    /// The plaintext key list: count (u32 BE) ‖ count × (version u32 BE ‖ DK 32 bytes). Sealing
+    /// and backup ([`crate::backup`]) protect this same encoding; [`parse_key_list`] reads it.
+    pub(crate) fn serialize(&self) -> Zeroizing<Vec<u8>> {
+        let mut plain = Zeroizing::new(Vec::with_capacity(4 + self.keys.len() * 36));
+        plain.extend_from_slice(&(self.keys.len() as u32).to_be_bytes());
+        for k in &self.keys {
+            plain.extend_from_slice(&k.version.to_be_bytes());
+            plain.extend_from_slice(k.raw.as_slice());
+        }
+        plain
+    }
+
+    /// The bytes behind [`Self::fingerprint`]: public, and stored in backup shares so that a
+    /// recovery can be checked against the domain it should give back.
+    pub(crate) fn fingerprint_bytes(&self) -> [u8; 8] {
+        let mut out = [0u8; 8];
+        out.copy_from_slice(&self.current().fingerprint[..8]);
+        out
     }
 
     /// Unseals a set written by [`DomainKeySet::seal`]. A file from another sealing key, a
@@ -147,7 +162,7 @@ fn sealing_wrap_key(sealing_key: &SealingKey) -> Result<AesGcmKey> {
     AesGcmKey::new(kdf::derive(sealing_key.expose(), label::SEAL_DOMAIN_KEYS)?.as_slice())
 }
 
-fn parse_key_list(plain: &[u8]) -> Result<DomainKeySet> {
+pub(crate) fn parse_key_list(plain: &[u8]) -> Result<DomainKeySet> {
     const BAD: Error = Error::IntegrityFailure("sealed domain keys are malformed");
     let (count, mut rest) = plain.split_first_chunk::<4>().ok_or(BAD)?;
     let count = u32::from_be_bytes(*count) as usize;

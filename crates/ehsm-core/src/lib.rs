@@ -13,6 +13,7 @@
 
 mod alg;
 mod apikey;
+pub mod backup;
 mod blob;
 mod cache;
 pub mod ciphertext;
@@ -26,6 +27,7 @@ mod key;
 mod rand;
 mod secret;
 mod selftest;
+mod shamir;
 
 /// The eHSM enumerations (key specs, origins, usages, paddings, digests, message types).
 pub use ehsm_proto::spec;

@@ -1,0 +1,247 @@
+//! `ehsm domain`: backup and recovery of a standalone node's domain keys.
+//!
+//! `backup` splits the node's domain keys into N shares, any M of which recover them, each
+//! encrypted (inside the core) to one custodian's RSA public key, and writes one file per share.
+//! `recover` decrypts M shares with the custodians' private keys, rebuilds the domain keys and
+//! seals them into a new data directory for this platform. Neither ever creates a new domain or
+//! replaces an existing one: that would orphan every stored key.
+
+use std::fs;
+use std::io::Write as _;
+use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use ehsm_domain::backup::{self, CustodianKey, EncryptedShare, decrypt_share};
+use ehsm_kms::server;
+
+use crate::cli::output;
+
+/// `ehsm domain`.
+#[derive(clap::Args)]
+pub(crate) struct Args {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(clap::Subcommand)]
+enum Command {
+    /// Split this node's domain keys into shares for custodians: any --threshold of them
+    /// recover the domain. Each share is encrypted to one custodian's RSA public key (3072 bits
+    /// or more) and written to --out as share-<i>-of-<n>.ehsm-share (mode 0600). Refuses a data
+    /// directory that has no domain yet.
+    Backup(BackupArgs),
+    /// Rebuild the domain keys from shares and seal them into a new data directory, so that
+    /// 'ehsm serve' on it serves the old keys (copy the database, ehsm.db, there too). Refuses a
+    /// data directory that already has a domain.
+    Recover(RecoverArgs),
+}
+
+/// Which platform seals the domain keys; the values of `ehsm serve --tee`, less TDX, where a
+/// standalone node cannot seal.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum TeeArg {
+    /// Detect, as 'ehsm serve' does.
+    Auto,
+    /// Software simulation: no hardware protection.
+    Sim,
+    /// Intel SGX through Gramine's /dev/attestation.
+    Sgx,
+}
+
+#[derive(clap::Args)]
+struct PlatformArgs {
+    /// The node's data directory.
+    #[arg(long, env = "EHSM_DATA_DIR", value_name = "DIR")]
+    data_dir: PathBuf,
+    /// The trusted execution environment, as for 'ehsm serve'.
+    #[arg(long, env = "EHSM_TEE", value_enum, default_value = "auto")]
+    tee: TeeArg,
+    /// Where the TEE's attestation interface is (tests).
+    #[arg(long, env = "EHSM_ATTESTATION_ROOT", hide = true)]
+    attestation_root: Option<PathBuf>,
+}
+
+impl PlatformArgs {
+    fn open(&self) -> anyhow::Result<Box<dyn ehsm_tee::Platform>> {
+        let root = self.attestation_root.clone();
+        let tee = match self.tee {
+            TeeArg::Auto => server::Tee::Auto,
+            TeeArg::Sim => server::Tee::Sim,
+            TeeArg::Sgx => server::Tee::Sgx { root },
+        };
+        server::open_platform(&tee, &self.data_dir)
+    }
+}
+
+#[derive(clap::Args)]
+struct BackupArgs {
+    #[command(flatten)]
+    platform: PlatformArgs,
+    /// How many shares recover the domain (M).
+    #[arg(long, value_name = "M")]
+    threshold: u8,
+    /// A custodian's RSA public key (PEM, 'PUBLIC KEY' or 'RSA PUBLIC KEY'); once per
+    /// custodian. Share i is encrypted to the i-th key.
+    #[arg(long = "custodian", value_name = "FILE.pem", required = true)]
+    custodians: Vec<PathBuf>,
+    /// Directory to write the share files to (created if missing).
+    #[arg(long, value_name = "DIR")]
+    out: PathBuf,
+}
+
+#[derive(clap::Args)]
+struct RecoverArgs {
+    #[command(flatten)]
+    platform: PlatformArgs,
+    /// A share file and the private key (PEM, unencrypted PKCS#8 or PKCS#1) of the custodian it
+    /// is encrypted to, as SHARE:KEY; at least the backup's threshold of them.
+    #[arg(long = "share", value_name = "SHARE:KEY", required = true)]
+    shares: Vec<String>,
+}
+
+pub(crate) fn run(args: Args) -> ExitCode {
+    let result = match args.command {
+        Command::Backup(args) => run_backup(&args),
+        Command::Recover(args) => run_recover(&args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("ehsm: error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run_backup(args: &BackupArgs) -> anyhow::Result<()> {
+    let data_dir = &args.platform.data_dir;
+    // Checked before opening the platform, which on sim would create a sealing secret in it.
+    let sealed = data_dir.join(ehsm_domain::standalone::SEALED_FILE);
+    anyhow::ensure!(
+        sealed.exists(),
+        "{} does not exist: {} has no domain to back up (give the data directory of a node that \
+         has run 'ehsm serve')",
+        sealed.display(),
+        data_dir.display()
+    );
+    let custodians = args
+        .custodians
+        .iter()
+        .map(|path| {
+            let pem = fs::read(path)
+                .with_context(|| format!("cannot read the custodian key {}", path.display()))?;
+            CustodianKey::from_pem(&pem)
+                .with_context(|| format!("custodian key {}", path.display()))
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let platform = args.platform.open()?;
+    let dks = backup::open_existing(data_dir, &*platform)?;
+    let shares = dks
+        .split_to_custodians(args.threshold, &custodians)
+        .context("cannot split the domain keys")?;
+    let total = shares.len();
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(&args.out)
+        .with_context(|| format!("cannot create {}", args.out.display()))?;
+    // Check every target first, so that a clash leaves no partial set of new shares behind.
+    let paths: Vec<PathBuf> = shares
+        .iter()
+        .map(|s| {
+            args.out
+                .join(format!("share-{}-of-{total}.ehsm-share", s.index()))
+        })
+        .collect();
+    if let Some(existing) = paths.iter().find(|p| p.exists()) {
+        anyhow::bail!(
+            "{} already exists: refusing to overwrite a share of an earlier backup; choose another \
+             --out directory",
+            existing.display()
+        );
+    }
+    for (share, path) in shares.iter().zip(&paths) {
+        write_new(path, share.as_bytes())?;
+    }
+    let first = shares.first().context("no shares were made")?;
+    output::line(format_args!("backup id: {}", first.backup_id()))?;
+    output::line(format_args!("fingerprint: {}", dks.fingerprint()))?;
+    output::line(format_args!("threshold: {} of {total}", args.threshold))?;
+    for ((share, path), key) in shares.iter().zip(&paths).zip(&args.custodians) {
+        output::line(format_args!(
+            "share {}: {} (custodian {}, key id {})",
+            share.index(),
+            path.display(),
+            key.display(),
+            share.custodian_key_id()
+        ))?;
+    }
+    Ok(())
+}
+
+fn run_recover(args: &RecoverArgs) -> anyhow::Result<()> {
+    let data_dir = &args.platform.data_dir;
+    // Refused before anything is decrypted or created, with the reason the operator needs.
+    let sealed = data_dir.join(ehsm_domain::standalone::SEALED_FILE);
+    anyhow::ensure!(
+        !sealed.exists(),
+        "{} already exists: refusing to replace a domain. Recover into a new, empty data \
+         directory",
+        sealed.display()
+    );
+    let mut decrypted = Vec::with_capacity(args.shares.len());
+    for pair in &args.shares {
+        let (share_path, key_path) = pair.rsplit_once(':').with_context(|| {
+            format!(
+                "--share {pair}: expected SHARE:KEY (a share file and its custodian's private key)"
+            )
+        })?;
+        let bytes = fs::read(share_path).with_context(|| format!("cannot read {share_path}"))?;
+        let share = EncryptedShare::from_bytes(&bytes).with_context(|| share_path.to_owned())?;
+        let key = fs::read(key_path).with_context(|| format!("cannot read {key_path}"))?;
+        let opened = decrypt_share(&share, &key).with_context(|| {
+            format!(
+                "{share_path} does not open with {key_path}: the share is corrupted, or the key is \
+                 not its custodian's"
+            )
+        })?;
+        decrypted.push(opened);
+    }
+    let first = decrypted.first().context("no shares given")?;
+    let (threshold, total) = (first.threshold(), first.total());
+    anyhow::ensure!(
+        decrypted.len() >= usize::from(threshold),
+        "{} share(s) given, but this backup needs {threshold} of its {total} shares",
+        decrypted.len()
+    );
+    let dks = ehsm_domain::backup::recover(&decrypted).context("cannot recover the domain keys")?;
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(data_dir)
+        .with_context(|| format!("cannot create {}", data_dir.display()))?;
+    let platform = args.platform.open()?;
+    backup::install_recovered(data_dir, &*platform, &dks)?;
+    output::line(format_args!("fingerprint: {}", dks.fingerprint()))?;
+    output::line(format_args!(
+        "recovered the domain keys into {} ({} of {total} shares)",
+        data_dir.display(),
+        decrypted.len()
+    ))?;
+    Ok(())
+}
+
+/// Writes a new file with mode 0600, refusing to replace one.
+fn write_new(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    let mut f = fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("cannot create {}", path.display()))?;
+    f.write_all(bytes)
+        .and_then(|()| f.sync_all())
+        .with_context(|| format!("cannot write {}", path.display()))
+}
