@@ -9,7 +9,7 @@
 use std::path::{Path, PathBuf};
 
 use ehsm_core::DomainKeySet;
-use ehsm_tee::{Platform, files};
+use ehsm_tee::{Platform, SealingKey, files};
 
 /// The file, inside the data directory, that holds the sealed domain keys.
 pub const SEALED_FILE: &str = "domain-keys.sealed";
@@ -44,14 +44,45 @@ pub enum Error {
     /// Generating or sealing a new domain key failed.
     #[error("could not create the domain key: {0}")]
     Create(ehsm_core::Error),
+    /// The data directory was created under the other custody (platform sealing key vs HSM).
+    #[error(
+        "{path}: this data directory's domain keys are in {found} custody, but ehsm was started \
+         with {wanted} custody. Refusing to start: start with the custody the domain was created \
+         with."
+    )]
+    CustodyMismatch {
+        /// The file that shows the data directory's custody.
+        path: PathBuf,
+        /// The custody the data directory was created with.
+        found: &'static str,
+        /// The custody ehsm was started with.
+        wanted: &'static str,
+    },
 }
 
 /// Opens the standalone domain in `data_dir` (which must exist), creating it on first start.
 pub fn open(data_dir: &Path, platform: &dyn Platform) -> Result<(DomainKeySet, Opened), Error> {
+    // A domain in HSM custody must not be opened (or, worse, re-created) with the platform key.
+    let hsm_seed = data_dir.join(crate::hsm::SEED_FILE);
+    if hsm_seed.exists() {
+        return Err(Error::CustodyMismatch {
+            path: hsm_seed,
+            found: "HSM",
+            wanted: "platform",
+        });
+    }
+    open_sealed(data_dir, &platform.sealing_key()?)
+}
+
+/// Unseals `SEALED_FILE` in `data_dir` with `sealing_key`, or creates the domain if the file does
+/// not exist; shared by the platform and the HSM custody, whose sealing key differs.
+pub(crate) fn open_sealed(
+    data_dir: &Path,
+    sealing_key: &SealingKey,
+) -> Result<(DomainKeySet, Opened), Error> {
     let path = data_dir.join(SEALED_FILE);
-    let sealing_key = platform.sealing_key()?;
     let unseal = |bytes: &[u8]| {
-        DomainKeySet::unseal(bytes, &sealing_key).map_err(|source| Error::Unseal {
+        DomainKeySet::unseal(bytes, sealing_key).map_err(|source| Error::Unseal {
             path: path.clone(),
             source,
         })
@@ -60,7 +91,7 @@ pub fn open(data_dir: &Path, platform: &dyn Platform) -> Result<(DomainKeySet, O
         return Ok((unseal(&files::read_owner_only(&path)?)?, Opened::Unsealed));
     }
     let dks = DomainKeySet::generate().map_err(Error::Create)?;
-    let sealed = dks.seal(&sealing_key).map_err(Error::Create)?;
+    let sealed = dks.seal(sealing_key).map_err(Error::Create)?;
     if files::publish_new(&path, &sealed)? {
         Ok((dks, Opened::Created))
     } else {

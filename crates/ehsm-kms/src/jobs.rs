@@ -86,6 +86,7 @@ mod tests {
             key_lifetime: Duration::from_secs(365 * 86_400),
             tee: crate::server::Tee::Sim,
             quotes: crate::server::QuoteConfig::default(),
+            hsm: None,
         };
         open(&config).await.unwrap().state
     }

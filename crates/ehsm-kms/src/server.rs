@@ -43,6 +43,9 @@ pub struct Config {
     pub tee: Tee,
     /// How VerifyQuote verifies quotes.
     pub quotes: QuoteConfig,
+    /// Keep the domain keys in the custody of a PKCS#11 HSM instead of the platform's sealing
+    /// key. The platform is still opened, for evidence and measurement.
+    pub hsm: Option<ehsm_domain::hsm::HsmConfig>,
 }
 
 /// How VerifyQuote verifies quotes.
@@ -97,6 +100,7 @@ pub async fn run(
         opened,
         enroll,
         database,
+        custody,
     } = open(&config).await?;
     let store = state.store.clone();
     crate::metrics::init();
@@ -133,7 +137,7 @@ pub async fn run(
     let scheme = if config.http { "http" } else { "https" };
     // One line that says where and how: scripts (and the tests) read the address from it.
     tracing::info!(
-        "listening on {scheme}://{addr}/ehsm (tee {}, domain key {} fingerprint {fingerprint}, enroll {enroll:?}, database {}, ready in {} ms)",
+        "listening on {scheme}://{addr}/ehsm (tee {}, domain key {} fingerprint {fingerprint}, custody {custody}, enroll {enroll:?}, database {}, ready in {} ms)",
         state.attestation.platform.kind(),
         match opened {
             Opened::Created => "created",
@@ -178,12 +182,26 @@ pub(crate) struct Service {
     opened: Opened,
     enroll: EnrollMode,
     database: String,
+    /// `platform` or `hsm (token LABEL)`, for the start-up line.
+    custody: String,
 }
 
 pub(crate) async fn open(config: &Config) -> anyhow::Result<Service> {
     create_data_dir(&config.data_dir)?;
     let platform = open_platform(&config.tee, &config.data_dir)?;
-    let (dks, opened) = standalone::open(&config.data_dir, &*platform)?;
+    let (dks, opened, custody) = match &config.hsm {
+        None => {
+            let (dks, opened) = standalone::open(&config.data_dir, &*platform)?;
+            (dks, opened, "platform".to_owned())
+        }
+        Some(hsm) => {
+            // The session is only needed to unwrap the seed: it is closed (and the token logged
+            // out) when `custody` drops at the end of this block.
+            let mut custody = ehsm_domain::hsm::HsmCustody::open(hsm)?;
+            let (dks, opened) = ehsm_domain::hsm::open_standalone(&config.data_dir, &mut custody)?;
+            (dks, opened, format!("hsm (token {})", hsm.token))
+        }
+    };
     let fingerprint = dks.fingerprint();
     let attestation = open_attestation(platform, &config.quotes, &config.data_dir)?;
     let core = tokio::task::spawn_blocking(move || Core::new(dks))
@@ -236,6 +254,7 @@ pub(crate) async fn open(config: &Config) -> anyhow::Result<Service> {
         opened,
         enroll,
         database,
+        custody,
     })
 }
 

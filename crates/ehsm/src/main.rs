@@ -14,6 +14,7 @@ use clap::{Parser, Subcommand};
 mod attest;
 mod bench;
 mod cli;
+mod domain_cmd;
 mod serve;
 
 /// mimalloc instead of glibc's malloc: a request allocates a few dozen small buffers (JSON
@@ -47,6 +48,9 @@ enum Command {
     /// Attestation tools that need no server: verify a DCAP quote against its collateral and a
     /// key-release policy.
     Attest(attest::Args),
+    /// Domain-key backup and recovery for a standalone node: split the domain keys into shares
+    /// encrypted to custodians, and recover them from any threshold of those shares.
+    Domain(domain_cmd::Args),
     #[command(flatten)]
     Client(cli::Command),
 }
@@ -57,7 +61,7 @@ fn main() -> ExitCode {
     // library's log line does not repeat the one-line error message.
     let default_filter = match cli.command {
         Command::Serve(_) => "info",
-        Command::Client(_) | Command::Attest(_) => "off",
+        Command::Client(_) | Command::Attest(_) | Command::Domain(_) => "off",
     };
     let logs = tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
@@ -83,5 +87,6 @@ fn main() -> ExitCode {
         },
         Command::Client(command) => cli::run(command),
         Command::Attest(args) => attest::run(args),
+        Command::Domain(args) => domain_cmd::run(args),
     }
 }

@@ -82,6 +82,27 @@ pub(crate) struct Args {
     /// For development and tests only.
     #[arg(long, env = "EHSM_ALLOW_SIMULATED_QUOTES")]
     allow_simulated_quotes: bool,
+
+    /// Keep the domain keys in the custody of a PKCS#11 HSM instead of the platform's sealing
+    /// key: the HSM's module (e.g. /usr/lib/softhsm/libsofthsm2.so). With --hsm-token; the PIN
+    /// comes from --hsm-pin-file or the environment variable EHSM_HSM_PIN. A data directory
+    /// stays in the custody it was created with.
+    #[arg(long, env = "EHSM_HSM_MODULE", value_name = "PATH")]
+    hsm_module: Option<PathBuf>,
+
+    /// The label of the HSM token that holds the custody key, with --hsm-module.
+    #[arg(long, env = "EHSM_HSM_TOKEN", value_name = "LABEL")]
+    hsm_token: Option<String>,
+
+    /// A file (mode 0600) holding the HSM user PIN. Default: the environment variable
+    /// EHSM_HSM_PIN.
+    #[arg(long, env = "EHSM_HSM_PIN_FILE", value_name = "FILE")]
+    hsm_pin_file: Option<PathBuf>,
+
+    /// The label of the custody key on the token; generated there on first start
+    /// [default: ehsm-domain-custody].
+    #[arg(long, env = "EHSM_HSM_KEY_LABEL", value_name = "LABEL")]
+    hsm_key_label: Option<String>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -114,6 +135,10 @@ struct FileConfig {
     collateral: Option<PathBuf>,
     pccs_url: Option<String>,
     allow_simulated_quotes: Option<bool>,
+    hsm_module: Option<PathBuf>,
+    hsm_token: Option<String>,
+    hsm_pin_file: Option<PathBuf>,
+    hsm_key_label: Option<String>,
 }
 
 impl FileConfig {
@@ -129,6 +154,8 @@ impl FileConfig {
             &mut file.tls_cert,
             &mut file.tls_key,
             &mut file.collateral,
+            &mut file.hsm_module,
+            &mut file.hsm_pin_file,
         ]
         .into_iter()
         .flatten()
@@ -184,6 +211,12 @@ impl Args {
         } else {
             (file.collateral, file.pccs_url)
         };
+        let hsm = hsm_config(
+            self.hsm_module.or(file.hsm_module),
+            self.hsm_token.or(file.hsm_token),
+            self.hsm_pin_file.or(file.hsm_pin_file),
+            self.hsm_key_label.or(file.hsm_key_label),
+        )?;
         let config = Config {
             listen: self
                 .listen
@@ -211,6 +244,7 @@ impl Args {
                 allow_simulated: self.allow_simulated_quotes
                     || file.allow_simulated_quotes.unwrap_or(false),
             },
+            hsm,
         };
         if config.tls_cert.is_some() != config.tls_key.is_some() {
             anyhow::bail!("tls-cert and tls-key go together: give both or neither");
@@ -224,6 +258,32 @@ impl Args {
             anyhow::bail!("http serves plain HTTP: it cannot be used with tls-cert and tls-key");
         }
         Ok(config)
+    }
+}
+
+/// The HSM custody settings, all or nothing: a token or PIN without a module is a mistake that
+/// would otherwise silently leave the domain in the platform's custody.
+fn hsm_config(
+    module: Option<PathBuf>,
+    token: Option<String>,
+    pin_file: Option<PathBuf>,
+    key_label: Option<String>,
+) -> anyhow::Result<Option<ehsm_domain::hsm::HsmConfig>> {
+    use ehsm_domain::hsm::{DEFAULT_KEY_LABEL, HsmConfig, PinSource};
+    match (module, token) {
+        (Some(module), Some(token)) => Ok(Some(HsmConfig {
+            module,
+            token,
+            pin: pin_file.map_or(PinSource::Env, PinSource::File),
+            key_label: key_label.unwrap_or_else(|| DEFAULT_KEY_LABEL.to_owned()),
+        })),
+        (Some(_), None) => anyhow::bail!("hsm-module needs hsm-token: the token's label"),
+        (None, token) => {
+            if token.is_some() || pin_file.is_some() || key_label.is_some() {
+                anyhow::bail!("hsm-token, hsm-pin-file and hsm-key-label need hsm-module");
+            }
+            Ok(None)
+        }
     }
 }
 

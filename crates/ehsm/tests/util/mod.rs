@@ -35,10 +35,21 @@ impl Server {
 
     /// A server on `data_dir` (kept after the server stops, for restart tests).
     pub fn start_in(data_dir: &Path, extra: &[&str]) -> Server {
+        Self::start_in_with_env(data_dir, extra, &[])
+    }
+
+    /// [`Server::start_in`] with extra environment variables for the server process (e.g.
+    /// `SOFTHSM2_CONF` for HSM custody).
+    pub fn start_in_with_env(
+        data_dir: &Path,
+        extra: &[&str],
+        env: &[(&str, &std::ffi::OsStr)],
+    ) -> Server {
         let mut child = Command::new(env!("CARGO_BIN_EXE_ehsm"))
             .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
             .arg(data_dir)
             .args(extra)
+            .envs(env.iter().copied())
             .env("EHSM_LOG", "info")
             .env_remove("EHSM_DATABASE")
             .stdout(Stdio::null())

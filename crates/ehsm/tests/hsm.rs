@@ -1,0 +1,103 @@
+//! `ehsm serve --hsm-*`: the domain keys in the custody of a (SoftHSM2) PKCS#11 token. Skipped
+//! with a printed reason when SoftHSM2 is not installed; with `CI` set, a failure instead.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failure report
+
+mod util;
+
+use std::path::Path;
+use std::process::Command;
+
+use ehsm_client::{KeySpec, KeyUsage, Origin};
+use ehsm_domain::hsm::softhsm::{self, PIN};
+use util::Server;
+
+fn hsm_args<'a>(module: &'a str, pin_file: &'a str) -> Vec<&'a str> {
+    vec![
+        "--tee",
+        "sim",
+        "--hsm-module",
+        module,
+        "--hsm-token",
+        "T",
+        "--hsm-pin-file",
+        pin_file,
+    ]
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn hsm_custody_serves_survives_a_restart_and_needs_the_pin() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(hsm) = softhsm::setup(dir.path(), &["T"]) else {
+        return;
+    };
+    let data = dir.path().join("data");
+    let module = hsm.module.to_str().unwrap().to_owned();
+    let good = softhsm::pin_file(dir.path(), "pin", PIN);
+    let good = good.to_str().unwrap().to_owned();
+    let env = [("SOFTHSM2_CONF", hsm.conf.as_os_str())];
+
+    let server = Server::start_in_with_env(&data, &hsm_args(&module, &good), &env);
+    assert!(
+        server.log.lock().unwrap().contains("custody hsm (token T)"),
+        "{}",
+        server.log.lock().unwrap()
+    );
+    let (c, creds) = server.enrolled().await;
+    let k = c
+        .create_key(
+            KeySpec::AesGcm256,
+            Origin::Internal,
+            KeyUsage::EncryptDecrypt,
+        )
+        .await
+        .unwrap();
+    let ct = c.encrypt(&k, b"guarded by the token", None).await.unwrap();
+    assert!(server.stop().success());
+    assert!(data.join("domain-keys.hsm-wrapped-seed").exists());
+
+    // A restart with the token unwraps the seed and decrypts.
+    let server = Server::start_in_with_env(&data, &hsm_args(&module, &good), &env);
+    let c = server.client().with_credentials(creds);
+    assert_eq!(
+        c.decrypt(&k, &ct, None).await.unwrap(),
+        b"guarded by the token"
+    );
+    assert!(server.stop().success());
+
+    // A wrong PIN: exit 1 with a clear message that does not show the PIN, files untouched.
+    let before = std::fs::read(data.join("domain-keys.sealed")).unwrap();
+    let bad = softhsm::pin_file(dir.path(), "bad-pin", "987654");
+    let out = Command::new(env!("CARGO_BIN_EXE_ehsm"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(&data)
+        .args(hsm_args(&module, bad.to_str().unwrap()))
+        .envs(env)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("refused the PIN"), "{stderr}");
+    assert!(!stderr.contains("987654"), "{stderr}");
+    assert_eq!(
+        std::fs::read(data.join("domain-keys.sealed")).unwrap(),
+        before
+    );
+
+    // And without the HSM flags the platform custody is refused for this data dir.
+    let out = Command::new(env!("CARGO_BIN_EXE_ehsm"))
+        .args([
+            "serve",
+            "--tee",
+            "sim",
+            "--listen",
+            "127.0.0.1:0",
+            "--data-dir",
+        ])
+        .arg(&data)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("HSM custody"), "{stderr}");
+    assert!(Path::new(&data).join("domain-keys.sealed").exists());
+}
