@@ -38,14 +38,17 @@ pub(crate) async fn load_as(
 ) -> Result<Arc<Key>, ApiError> {
     let key = match state.keys.get(keyid) {
         Some(k) => k,
-        None => match state.store.get_cmk(keyid).await? {
-            Some(r) => {
-                let k = Arc::new(Key::new(r)?);
-                state.keys.put(keyid, Arc::clone(&k));
-                k
+        None => {
+            let generation = state.keys.generation();
+            match state.store.get_cmk(keyid).await? {
+                Some(r) => {
+                    let k = Arc::new(Key::new(r)?);
+                    state.keys.put(keyid, Arc::clone(&k), generation);
+                    k
+                }
+                None => return Err(ApiError::bad_request("keyid error")),
             }
-            None => return Err(ApiError::bad_request("keyid error")),
-        },
+        }
     };
     let r = &key.record;
     if r.appid != appid || !(r.listed || visibility == Visibility::Internal) {

@@ -153,6 +153,7 @@ async fn handle(
     let apikey = match state.apps.get(fresh.appid()) {
         Some(apikey) => apikey,
         None => {
+            let generation = state.apps.generation();
             let app = state
                 .store
                 .get_app(fresh.appid())
@@ -161,7 +162,7 @@ async fn handle(
             let apikey = std::sync::Arc::new(ehsm_core::KeyBlob::from_vec(app.apikey_blob));
             state
                 .apps
-                .put(fresh.appid(), std::sync::Arc::clone(&apikey));
+                .put(fresh.appid(), std::sync::Arc::clone(&apikey), generation);
             apikey
         }
     };

@@ -9,7 +9,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use ehsm_core::Core;
 use ehsm_domain::standalone::{self, Opened};
-use ehsm_store::Store;
+use ehsm_store::{Invalidation, Store};
 use ehsm_tee::dcap::Collateral;
 use ehsm_tee::pccs::PccsCollateral;
 use ehsm_tee::sgx::{self, SgxPlatform};
@@ -106,6 +106,13 @@ pub async fn run(
     crate::metrics::init();
     let flusher = tokio::spawn(replay_flusher(state.clone()));
     let jobs = tokio::spawn(crate::jobs::run_forever(state.clone()));
+    // Subscribed before the first request is served, so no change made by another node after
+    // this node started can be missed.
+    let invalidations = store
+        .listen_invalidations()
+        .await
+        .context("listening for other nodes' record changes")?
+        .map(|rx| tokio::spawn(apply_invalidations(state.clone(), rx)));
 
     // TLS is set up before the "listening" line, so that a client reading that line finds the
     // certificate in place.
@@ -170,6 +177,10 @@ pub async fn run(
     tracing::info!("shutting down: flushing the replay cache and closing the database");
     jobs.abort();
     flusher.abort();
+    if let Some(task) = invalidations {
+        // Dropping its receiver stops the store's listener too.
+        task.abort();
+    }
     flush_replay(&state).await;
     store.close().await;
     Ok(())
@@ -374,6 +385,29 @@ pub fn detect_tee() -> Tee {
         tdx::DEFAULT_ROOT
     );
     Tee::Sim
+}
+
+/// Drops from the record caches what any node (this one included) changed in the shared
+/// database, so that Disable, Delete and the like take effect everywhere within moments.
+async fn apply_invalidations(
+    state: AppState,
+    mut rx: tokio::sync::mpsc::UnboundedReceiver<Invalidation>,
+) {
+    while let Some(what) = rx.recv().await {
+        match what {
+            Invalidation::Key(keyid) => state.keys.forget(&keyid),
+            Invalidation::App(appid) => state.apps.forget(&appid),
+            // Internal keys of the app too: dropping more than was deleted only costs reloads.
+            Invalidation::KeysOfApp(appid) => state.keys.forget_where(|k| k.record.appid == appid),
+            Invalidation::All => {
+                tracing::warn!(
+                    "the invalidation listener reconnected to the database: record caches flushed"
+                );
+                state.keys.clear();
+                state.apps.clear();
+            }
+        }
+    }
 }
 
 /// Writes new replay entries to the store every [`REPLAY_FLUSH`].

@@ -2,6 +2,7 @@
 //! and the platform with the quote verification settings.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -69,10 +70,15 @@ pub(crate) fn now_ms() -> i64 {
 
 /// A bounded cache of store records by id, so the hot path (app lookup for the MAC, key lookup
 /// for the operation) does no database round trip. Every change made through this node updates
-/// or drops the entry. When full it is simply cleared: records are cheap to reload.
+/// or drops the entry, and on PostgreSQL so does every other node's (`server::invalidations`).
+/// When full it is simply cleared: records are cheap to reload.
 pub(crate) struct RecordCache<T> {
     map: RwLock<HashMap<String, Arc<T>>>,
     capacity: usize,
+    /// Counts removals. A record read from the store before a removal must not be cached after
+    /// it: it may be the very state the removal was about (read, then changed by another node,
+    /// then announced, then cached here).
+    generation: AtomicU64,
 }
 
 impl<T> RecordCache<T> {
@@ -80,7 +86,13 @@ impl<T> RecordCache<T> {
         Self {
             map: RwLock::new(HashMap::new()),
             capacity,
+            generation: AtomicU64::new(0),
         }
+    }
+
+    /// Taken before reading a record from the store, for [`RecordCache::put`].
+    pub(crate) fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
     }
 
     pub(crate) fn get(&self, id: &str) -> Option<Arc<T>> {
@@ -91,25 +103,37 @@ impl<T> RecordCache<T> {
             .cloned()
     }
 
-    pub(crate) fn put(&self, id: &str, record: Arc<T>) {
+    /// Caches `record`, read from the store after [`RecordCache::generation`] answered
+    /// `generation`, unless something was removed since (it could be stale).
+    pub(crate) fn put(&self, id: &str, record: Arc<T>, generation: u64) {
         let mut map = self.map.write().unwrap_or_else(|p| p.into_inner());
+        if self.generation.load(Ordering::Acquire) != generation {
+            return;
+        }
         if map.len() >= self.capacity {
             map.clear();
         }
         map.insert(id.to_owned(), record);
     }
 
+    // Removals bump the generation under the write lock, so that a `put` either lands before
+    // the removal (and is removed) or sees the new generation (and is dropped).
+
     pub(crate) fn forget(&self, id: &str) {
-        self.map
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(id);
+        let mut map = self.map.write().unwrap_or_else(|p| p.into_inner());
+        self.generation.fetch_add(1, Ordering::AcqRel);
+        map.remove(id);
     }
 
     pub(crate) fn forget_where(&self, pred: impl Fn(&T) -> bool) {
-        self.map
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .retain(|_, r| !pred(r));
+        let mut map = self.map.write().unwrap_or_else(|p| p.into_inner());
+        self.generation.fetch_add(1, Ordering::AcqRel);
+        map.retain(|_, r| !pred(r));
+    }
+
+    pub(crate) fn clear(&self) {
+        let mut map = self.map.write().unwrap_or_else(|p| p.into_inner());
+        self.generation.fetch_add(1, Ordering::AcqRel);
+        map.clear();
     }
 }

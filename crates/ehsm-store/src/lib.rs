@@ -27,12 +27,14 @@
 #![warn(missing_docs)]
 
 mod error;
+mod invalidate;
 mod quote_policies;
 mod records;
 mod secrets;
 mod store;
 
 pub use error::{Error, Result};
+pub use invalidate::Invalidation;
 pub use quote_policies::QuotePolicyRecord;
 pub use records::{AppRecord, CmkRecord, ImportParams, KeyState, ReplayEntry};
 pub use secrets::{Deletion, SecretRecord, SecretVersion};

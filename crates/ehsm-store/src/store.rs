@@ -6,6 +6,7 @@ use sqlx::migrate::Migrator;
 use sqlx::{AnyPool, Row};
 
 use crate::error::{Error, Result};
+use crate::invalidate::{self, Invalidation};
 use crate::records::{AppRecord, CmkRecord, ImportParams, KeyState, ReplayEntry};
 
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -107,6 +108,19 @@ impl Target {
 #[derive(Clone, Debug)]
 pub struct Store {
     pub(crate) pool: AnyPool,
+    dialect: Dialect,
+    /// PostgreSQL only: where [`Store::listen_invalidations`] connects its listener.
+    listen_url: Option<ListenUrl>,
+}
+
+/// A connection URL, kept for reconnecting; its `Debug` hides it (it may hold a password).
+#[derive(Clone)]
+struct ListenUrl(std::sync::Arc<str>);
+
+impl std::fmt::Debug for ListenUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ListenUrl(***)")
+    }
 }
 
 /// The columns of a [`CmkRecord`], in the order `cmk_from_row` reads them by name.
@@ -154,7 +168,35 @@ impl Store {
                 other => other,
             });
         }
-        Ok(Store { pool })
+        let listen_url =
+            (dialect == Dialect::Postgres).then(|| ListenUrl(target.connect_url.as_str().into()));
+        Ok(Store {
+            pool,
+            dialect,
+            listen_url,
+        })
+    }
+
+    /// Listens for the record changes of every node sharing this database (this one's
+    /// included), so that each node can drop what its caches hold of them; `None` on SQLite,
+    /// which serves one node. Subscribed when this returns: every change committed afterwards
+    /// is reported. The listener reconnects by itself after losing its connection and then
+    /// reports [`Invalidation::All`]. It stops when the receiver is dropped.
+    pub async fn listen_invalidations(
+        &self,
+    ) -> Result<Option<tokio::sync::mpsc::UnboundedReceiver<Invalidation>>> {
+        match &self.listen_url {
+            None => Ok(None),
+            Some(url) => Ok(Some(invalidate::listen(url.0.to_string()).await?)),
+        }
+    }
+
+    /// Queues `what` for the other nodes in `tx`, delivered when it commits (PostgreSQL only).
+    async fn notify(&self, tx: &mut AnyConnection, what: &Invalidation) -> Result<()> {
+        if self.dialect == Dialect::Postgres {
+            invalidate::notify(tx, what).await?;
+        }
+        Ok(())
     }
 
     async fn initialize(pool: &AnyPool, dialect: Dialect) -> Result<()> {
@@ -220,6 +262,8 @@ impl Store {
                 return Err(Error::Conflict);
             }
         }
+        self.notify(&mut tx, &Invalidation::App(app.appid.clone()))
+            .await?;
         tx.commit().await?;
         Ok(())
     }
@@ -283,21 +327,29 @@ impl Store {
     pub async fn delete_cmk(&self, appid: &str, keyid: &str) -> Result<bool> {
         no_nul(appid, "appid contains a NUL character")?;
         no_nul(keyid, "keyid contains a NUL character")?;
+        let mut tx = self.pool.begin().await?;
         let done = sqlx::query("DELETE FROM cmks WHERE appid = $1 AND keyid = $2 AND listed = 1")
             .bind(appid)
             .bind(keyid)
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await?;
-        Ok(done.rows_affected() > 0)
+        self.commit_key_change(tx, done.rows_affected(), keyid)
+            .await
     }
 
     /// Deletes every listed key of this app (one statement, so all or none); returns how many.
     pub async fn delete_all_cmks(&self, appid: &str) -> Result<u64> {
         no_nul(appid, "appid contains a NUL character")?;
+        let mut tx = self.pool.begin().await?;
         let done = sqlx::query("DELETE FROM cmks WHERE appid = $1 AND listed = 1")
             .bind(appid)
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await?;
+        if done.rows_affected() > 0 {
+            self.notify(&mut tx, &Invalidation::KeysOfApp(appid.to_owned()))
+                .await?;
+        }
+        tx.commit().await?;
         Ok(done.rows_affected())
     }
 
@@ -305,13 +357,15 @@ impl Store {
     pub async fn set_key_state(&self, appid: &str, keyid: &str, state: KeyState) -> Result<bool> {
         no_nul(appid, "appid contains a NUL character")?;
         no_nul(keyid, "keyid contains a NUL character")?;
+        let mut tx = self.pool.begin().await?;
         let done = sqlx::query("UPDATE cmks SET state = $1 WHERE appid = $2 AND keyid = $3")
             .bind(state.code())
             .bind(appid)
             .bind(keyid)
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await?;
-        Ok(done.rows_affected() > 0)
+        self.commit_key_change(tx, done.rows_affected(), keyid)
+            .await
     }
 
     /// Stores BYOK import parameters on a key of this app, replacing any previous ones; `false`
@@ -328,6 +382,7 @@ impl Store {
             &params.wrapping_spec,
             "wrapping_spec contains a NUL character",
         )?;
+        let mut tx = self.pool.begin().await?;
         let done = sqlx::query(
             "UPDATE cmks SET import_wrapping_spec = $1, import_wrapping_blob = $2, \
              import_expires_at = $3 WHERE appid = $4 AND keyid = $5",
@@ -337,9 +392,10 @@ impl Store {
         .bind(params.expires_at)
         .bind(appid)
         .bind(keyid)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
-        Ok(done.rows_affected() > 0)
+        self.commit_key_change(tx, done.rows_affected(), keyid)
+            .await
     }
 
     /// Stores imported key material and clears the import parameters, atomically, only if the
@@ -359,6 +415,7 @@ impl Store {
             &expected.wrapping_spec,
             "wrapping_spec contains a NUL character",
         )?;
+        let mut tx = self.pool.begin().await?;
         let done = sqlx::query(
             "UPDATE cmks SET key_blob = $1, import_wrapping_spec = NULL, \
              import_wrapping_blob = NULL, import_expires_at = NULL \
@@ -371,23 +428,46 @@ impl Store {
         .bind(&expected.wrapping_spec)
         .bind(&expected.wrapping_blob)
         .bind(expected.expires_at)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
-        Ok(done.rows_affected() > 0)
+        self.commit_key_change(tx, done.rows_affected(), keyid)
+            .await
     }
 
     /// Destroys the import parameters (the pending wrapping key) of every key whose import
     /// token expired at or before `now` (ms); returns how many. The key stays, waiting for
     /// material from a new GetParametersForImport.
     pub async fn expire_import_params(&self, now: i64) -> Result<u64> {
-        let done = sqlx::query(
+        let mut tx = self.pool.begin().await?;
+        let expired: Vec<String> = sqlx::query_scalar(
             "UPDATE cmks SET import_wrapping_spec = NULL, import_wrapping_blob = NULL, \
-             import_expires_at = NULL WHERE import_expires_at <= $1",
+             import_expires_at = NULL WHERE import_expires_at <= $1 RETURNING keyid",
         )
         .bind(now)
-        .execute(&self.pool)
+        .fetch_all(&mut *tx)
         .await?;
-        Ok(done.rows_affected())
+        for keyid in &expired {
+            self.notify(&mut tx, &Invalidation::Key(keyid.clone()))
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(expired.len() as u64)
+    }
+
+    /// Commits a change of at most one key, notifying the other nodes if it changed one;
+    /// `true` if it did.
+    async fn commit_key_change(
+        &self,
+        mut tx: sqlx::Transaction<'static, sqlx::Any>,
+        rows_affected: u64,
+        keyid: &str,
+    ) -> Result<bool> {
+        if rows_affected > 0 {
+            self.notify(&mut tx, &Invalidation::Key(keyid.to_owned()))
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(rows_affected > 0)
     }
 
     // ---------------------------------------------------------------------------------------

@@ -2,7 +2,7 @@
 
 use std::collections::BTreeSet;
 
-use ehsm_store::{AppRecord, CmkRecord, Error, ImportParams, KeyState, ReplayEntry};
+use ehsm_store::{AppRecord, CmkRecord, Error, ImportParams, Invalidation, KeyState, ReplayEntry};
 
 use crate::harness::TestDb;
 pub(crate) use crate::quote_checks::*;
@@ -755,4 +755,73 @@ pub(crate) async fn closed_store_errors_cleanly(db: TestDb) {
     assert!(err.to_string().contains("closed"), "{err}");
     // The suite's own store is unaffected.
     assert_eq!(db.store.get_app("a1").await.unwrap(), None);
+}
+
+/// A change made through one handle is announced to a listener on another (another node's)
+/// within a second, on PostgreSQL; SQLite has no listener.
+pub(crate) async fn invalidations_reach_another_handle(db: TestDb) {
+    let other = db.reopen().await;
+    let listener = other.listen_invalidations().await.unwrap();
+    let Some(mut rx) = listener else {
+        assert!(!db.is_postgres(), "PostgreSQL must offer a listener");
+        other.close().await;
+        return;
+    };
+    assert!(db.is_postgres(), "SQLite must not offer a listener");
+    // Unique ids: other tests' notifications on the same database arrive here too.
+    let tag = format!("{}-{}", std::process::id(), rx_tag());
+    let appid = format!("inv-app-{tag}");
+    let keyid = format!("inv-key-{tag}");
+    let s = &db.store;
+    s.insert_app(&app(&appid), &[]).await.unwrap();
+    expect(&mut rx, &Invalidation::App(appid.clone())).await;
+    s.insert_cmk(&key(&appid, &keyid)).await.unwrap();
+    s.set_key_state(&appid, &keyid, KeyState::Disabled)
+        .await
+        .unwrap();
+    expect(&mut rx, &Invalidation::Key(keyid.clone())).await;
+    assert!(
+        s.set_import_params(&appid, &keyid, &params("1"))
+            .await
+            .unwrap()
+    );
+    expect(&mut rx, &Invalidation::Key(keyid.clone())).await;
+    assert_eq!(s.expire_import_params(i64::MAX).await.unwrap(), 1);
+    expect(&mut rx, &Invalidation::Key(keyid.clone())).await;
+    assert!(s.delete_cmk(&appid, &keyid).await.unwrap());
+    expect(&mut rx, &Invalidation::Key(keyid.clone())).await;
+    s.insert_cmk(&key(&appid, &keyid)).await.unwrap();
+    assert_eq!(s.delete_all_cmks(&appid).await.unwrap(), 1);
+    expect(&mut rx, &Invalidation::KeysOfApp(appid.clone())).await;
+    // A statement that changes nothing announces nothing.
+    assert!(
+        !s.set_key_state(&appid, "no-such-key", KeyState::Enabled)
+            .await
+            .unwrap()
+    );
+    drop(rx);
+    other.close().await;
+}
+
+fn rx_tag() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64;
+    nanos.wrapping_add(N.fetch_add(1, Ordering::Relaxed))
+}
+
+/// Waits up to 1 s for `want`, skipping other invalidations (of other tests).
+async fn expect(rx: &mut tokio::sync::mpsc::UnboundedReceiver<Invalidation>, want: &Invalidation) {
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(1);
+    loop {
+        match tokio::time::timeout_at(deadline, rx.recv()).await {
+            Ok(Some(got)) if &got == want => return,
+            Ok(Some(_)) => {}
+            Ok(None) => panic!("the listener stopped before {want:?}"),
+            Err(_) => panic!("{want:?} did not arrive within 1 s"),
+        }
+    }
 }

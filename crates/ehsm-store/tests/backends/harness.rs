@@ -21,6 +21,10 @@ impl TestDb {
     pub(crate) async fn reopen(&self) -> Store {
         Store::open(&self.url).await.unwrap()
     }
+
+    pub(crate) fn is_postgres(&self) -> bool {
+        self.url.starts_with("postgres")
+    }
 }
 
 pub(crate) async fn run_sqlite<F, Fut>(check: F)

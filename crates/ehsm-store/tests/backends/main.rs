@@ -72,6 +72,7 @@ suite!(
     secret_text_round_trips,
     quote_policy_insert_get_per_app,
     quote_policy_duplicate_and_unknown_app_are_refused,
+    invalidations_reach_another_handle,
 );
 
 /// Opening errors that need no server: a directory that does not exist, and bad URLs.
