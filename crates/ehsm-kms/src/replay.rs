@@ -7,6 +7,14 @@
 //! so a request accepted before a restart is refused after it. A crash (not a shutdown) can lose
 //! the entries of the last flush interval; see docs/architecture.md.
 //!
+//! Nodes sharing a store share the cache the same way: every 20 ms each node also reads the
+//! batches written since the last one it read (by id, [`BatchCursor`]) and merges them
+//! ([`ReplayCache::merge`]). A request accepted by node A is therefore refused by node B once A's
+//! flush (≤ 20 ms) and B's next read (≤ 20 ms, plus the two database round trips) have happened:
+//! a window of about 40 ms in which a replay to another node is still accepted, and no database
+//! write or read on a request's path. The reads include the node's own batches (merging them
+//! again changes nothing), so no node id needs storing.
+//!
 //! A triple is kept as a 128-bit fingerprint, HMAC-SHA256 (truncated) of the three strings under
 //! a random key that the first node creates in the store's settings and every node and restart
 //! reads back, so that all of them compute the same fingerprint. 20 bytes an entry in memory and
@@ -15,7 +23,7 @@
 //! window at full load, about 10⁻²⁶ — and a collision would only refuse one legitimate request as
 //! a replay; aiming for one needs the key and the victim's future nonce.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Mutex;
 
@@ -84,14 +92,20 @@ impl ReplayCache {
             shards: std::array::from_fn(|_| Mutex::default()),
             key: hmac::Key::new(hmac::HMAC_SHA256, key),
         };
-        for e in loaded {
-            let mut shard = lock(cache.shard(&e.fingerprint));
+        cache.merge(loaded);
+        cache
+    }
+
+    /// Adds entries recorded elsewhere (loaded at start-up, or flushed by another node): they
+    /// are refused from now on, and are not written back to the store.
+    pub(crate) fn merge(&self, entries: impl IntoIterator<Item = ReplayEntry>) {
+        for e in entries {
+            let mut shard = lock(self.shard(&e.fingerprint));
             let at = seconds(e.seen_at);
             let seen = shard.seen.entry(e.fingerprint).or_insert(at);
             // Two nodes may have recorded the same request: the first arrival counts.
             *seen = (*seen).min(at);
         }
-        cache
     }
 
     /// The fingerprint of a triple. Each string is preceded by its length, so moving characters
@@ -162,6 +176,64 @@ impl ReplayCache {
     }
 }
 
+/// How long a hole in the batch ids is looked at again: a batch whose insert took an id but had
+/// not committed when a later one was read (two nodes flushing at once on PostgreSQL). A hole
+/// that stays (a failed insert, a sequence jump) is given up after this.
+const HOLE_WAIT_MS: i64 = 2_000;
+/// At most this many holes are remembered per read, so that a sequence jump costs no memory.
+const MAX_HOLES: i64 = 64;
+
+/// Which replay batches (by id, increasing) this node has merged. Ids are taken at insert and
+/// become visible at commit, so a lower id can appear after a higher one was read: the ids
+/// skipped over are remembered for [`HOLE_WAIT_MS`] and read again until they appear.
+#[derive(Debug)]
+pub(crate) struct BatchCursor {
+    last: i64,
+    /// Ids below `last` not seen yet → when the hole was noticed (ms).
+    holes: BTreeMap<i64, i64>,
+}
+
+impl BatchCursor {
+    /// A cursor that has seen every batch up to `last`.
+    pub(crate) fn new(last: i64) -> Self {
+        Self {
+            last,
+            holes: BTreeMap::new(),
+        }
+    }
+
+    /// The highest id seen: new batches are read after it.
+    pub(crate) fn last(&self) -> i64 {
+        self.last
+    }
+
+    /// If a hole is open, the id to read again after (just below the oldest hole) and how many
+    /// rows that takes to reach `last`, at most `page`. Rows read again are merged again, which
+    /// changes nothing.
+    pub(crate) fn recheck(&self, page: u32) -> Option<(i64, u32)> {
+        let &hole = self.holes.keys().next()?;
+        let span = u32::try_from(self.last.saturating_sub(hole)).unwrap_or(u32::MAX);
+        Some((hole - 1, span.min(page)))
+    }
+
+    /// Notes the ids of a read (in increasing order) at `now_ms`.
+    pub(crate) fn saw(&mut self, ids: impl IntoIterator<Item = i64>, now_ms: i64) {
+        for id in ids {
+            if id > self.last {
+                let from = (self.last + 1).max(id - MAX_HOLES);
+                for hole in from..id {
+                    self.holes.insert(hole, now_ms);
+                }
+                self.last = id;
+            } else {
+                self.holes.remove(&id);
+            }
+        }
+        self.holes
+            .retain(|_, noticed| now_ms.saturating_sub(*noticed) < HOLE_WAIT_MS);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -210,6 +282,57 @@ mod tests {
         // ...while fingerprints under another key are other fingerprints.
         let other = ReplayCache::new(b"other", stored);
         assert!(other.check_and_record("a", "t", "n", 200));
+    }
+
+    #[test]
+    fn merged_entries_are_refused_keep_the_earliest_arrival_and_are_not_written_back() {
+        let a = ReplayCache::new(b"k", Vec::new());
+        let b = ReplayCache::new(b"k", Vec::new());
+        assert!(a.check_and_record("a", "t", "n", 100));
+        let flushed = a.take_pending();
+        b.merge(flushed.clone());
+        assert!(!b.check_and_record("a", "t", "n", 150), "replayed to B");
+        assert!(b.take_pending().is_empty(), "a merge is not B's to flush");
+        // B saw it later too (a duplicate in the store): the earliest arrival still counts...
+        b.merge([ReplayEntry {
+            seen_at: 10_000,
+            ..flushed[0]
+        }]);
+        b.merge(flushed);
+        b.prune(100 + KEEP_MS);
+        // ...so it expires 20 minutes after A accepted it.
+        assert!(b.check_and_record("a", "t", "n", 100 + KEEP_MS));
+        // Merging what is already there changes nothing.
+        let c = ReplayCache::new(b"k", Vec::new());
+        assert!(c.check_and_record("x", "t", "n", 100));
+        c.merge(c.take_pending());
+        assert!(!c.check_and_record("x", "t", "n", 200));
+        assert!(c.take_pending().is_empty());
+    }
+
+    #[test]
+    fn the_cursor_reads_holes_again_until_they_fill_or_expire() {
+        let mut c = BatchCursor::new(10);
+        assert_eq!((c.last(), c.recheck(500)), (10, None));
+        c.saw([11, 12], 0);
+        assert_eq!((c.last(), c.recheck(500)), (12, None));
+        // 13 and 14 not committed yet when 15 was read: read again after 12, up to 14.
+        c.saw([15], 0);
+        assert_eq!((c.last(), c.recheck(500)), (15, Some((12, 2))));
+        assert_eq!(c.recheck(1), Some((12, 1)), "at most a page");
+        c.saw([14, 15, 16], 100);
+        assert_eq!(c.recheck(500), Some((12, 3)), "13 still open");
+        c.saw([13, 14, 15, 16], 200);
+        assert_eq!((c.last(), c.recheck(500)), (16, None));
+        // A hole that never fills (a failed insert) is given up.
+        c.saw([18], 300);
+        assert_eq!(c.recheck(500), Some((16, 1)));
+        c.saw([], 300 + HOLE_WAIT_MS);
+        assert_eq!((c.last(), c.recheck(500)), (18, None));
+        // A sequence jump remembers a bounded number of holes.
+        c.saw([1_000_000], 5_000);
+        assert_eq!(c.recheck(500), Some((1_000_000 - MAX_HOLES - 1, 64)));
+        assert_eq!(c.holes.len() as i64, MAX_HOLES);
     }
 
     #[test]

@@ -17,7 +17,7 @@ use ehsm_tee::sim::SimPlatform;
 use ehsm_tee::{Platform, PlatformKind, tdx};
 
 use crate::enroll::{EnrollMode, EnrollPolicy, TOKEN_SETTING, token_hash};
-use crate::replay::{KEEP_MS, KEY_SETTING as REPLAY_KEY_SETTING, ReplayCache};
+use crate::replay::{BatchCursor, KEEP_MS, KEY_SETTING as REPLAY_KEY_SETTING, ReplayCache};
 use crate::state::{AppState, Attestation, Inner, RecordCache, now_ms};
 
 /// Everything `ehsm serve` can be told.
@@ -101,10 +101,12 @@ pub async fn run(
         enroll,
         database,
         custody,
+        replay_after,
     } = open(&config).await?;
     let store = state.store.clone();
     crate::metrics::init();
     let flusher = tokio::spawn(replay_flusher(state.clone()));
+    let follower = tokio::spawn(replay_follower(state.clone(), replay_after));
     let jobs = tokio::spawn(crate::jobs::run_forever(state.clone()));
     // Subscribed before the first request is served, so no change made by another node after
     // this node started can be missed.
@@ -177,6 +179,7 @@ pub async fn run(
     tracing::info!("shutting down: flushing the replay cache and closing the database");
     jobs.abort();
     flusher.abort();
+    follower.abort();
     if let Some(task) = invalidations {
         // Dropping its receiver stops the store's listener too.
         task.abort();
@@ -195,6 +198,8 @@ pub(crate) struct Service {
     database: String,
     /// `platform` or `hsm (token LABEL)`, for the start-up line.
     custody: String,
+    /// The last replay batch id before the cache was loaded: where following starts.
+    replay_after: i64,
 }
 
 pub(crate) async fn open(config: &Config) -> anyhow::Result<Service> {
@@ -240,6 +245,9 @@ pub(crate) async fn open(config: &Config) -> anyhow::Result<Service> {
         None
     };
 
+    // Read before loading, so that a batch written in between is merged (again) rather than
+    // missed.
+    let replay_after = store.replay_batch_max_id().await?;
     let replay = ReplayCache::new(
         &setting_or_create(&store, REPLAY_KEY_SETTING, random_secret)
             .await?
@@ -266,6 +274,7 @@ pub(crate) async fn open(config: &Config) -> anyhow::Result<Service> {
         enroll,
         database,
         custody,
+        replay_after,
     })
 }
 
@@ -417,6 +426,68 @@ async fn replay_flusher(state: AppState) {
         tick.tick().await;
         flush_replay(&state).await;
     }
+}
+
+/// How many batches one read of [`replay_follower`] takes at most; a full page is followed by
+/// another read at once.
+const REPLAY_FOLLOW_PAGE: u32 = 500;
+
+/// Merges the replay batches written by every node (this one too: merging is idempotent) after
+/// `after`, every [`REPLAY_FLUSH`], so that a request accepted by another node is refused here
+/// about two intervals later (see `replay.rs`).
+async fn replay_follower(state: AppState, after: i64) {
+    let mut cursor = BatchCursor::new(after);
+    let mut tick = tokio::time::interval(REPLAY_FLUSH);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut failing = false;
+    loop {
+        tick.tick().await;
+        let ok = follow_replay(&state, &mut cursor).await;
+        match (ok, failing) {
+            (Err(e), false) => {
+                // Once per outage, not every 20 ms; this node's own replays are still refused.
+                tracing::error!(error = %e, "reading other nodes' replay entries failed");
+                failing = true;
+            }
+            (Ok(()), true) => {
+                tracing::info!("reading other nodes' replay entries works again");
+                failing = false;
+            }
+            _ => {}
+        }
+    }
+}
+
+/// One read of [`replay_follower`]: the open holes' range once, then new batches page by page.
+async fn follow_replay(state: &AppState, cursor: &mut BatchCursor) -> ehsm_store::Result<()> {
+    if let Some((after, limit)) = cursor.recheck(REPLAY_FOLLOW_PAGE) {
+        let batches = state.store.replay_batches_after(after, limit).await?;
+        merge_batches(state, cursor, batches);
+    }
+    loop {
+        let batches = state
+            .store
+            .replay_batches_after(cursor.last(), REPLAY_FOLLOW_PAGE)
+            .await?;
+        let full = batches.len() >= REPLAY_FOLLOW_PAGE as usize;
+        merge_batches(state, cursor, batches);
+        if !full {
+            return Ok(());
+        }
+    }
+}
+
+fn merge_batches(
+    state: &AppState,
+    cursor: &mut BatchCursor,
+    batches: Vec<(i64, Vec<ehsm_store::ReplayEntry>)>,
+) {
+    let mut ids = Vec::with_capacity(batches.len());
+    for (id, entries) in batches {
+        state.replay.merge(entries);
+        ids.push(id);
+    }
+    cursor.saw(ids, now_ms());
 }
 
 async fn flush_replay(state: &AppState) {

@@ -504,6 +504,42 @@ impl Store {
         Ok(out)
     }
 
+    /// The highest batch id so far (0 when there is none): where a node starts following the
+    /// batches of the others.
+    pub async fn replay_batch_max_id(&self) -> Result<i64> {
+        let id: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(id), 0) FROM replay_batches")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(id)
+    }
+
+    /// The batches with an id above `after`, in id order, at most `limit` of them (a primary-key
+    /// range scan): how a node reads the flushes of the other nodes (and its own) since it last
+    /// looked.
+    pub async fn replay_batches_after(
+        &self,
+        after: i64,
+        limit: u32,
+    ) -> Result<Vec<(i64, Vec<ReplayEntry>)>> {
+        let rows = sqlx::query(
+            "SELECT id, entries FROM replay_batches WHERE id > $1 ORDER BY id LIMIT $2",
+        )
+        .bind(after)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let id: i64 = row.try_get("id")?;
+            let packed: Vec<u8> = row.try_get("entries")?;
+            let entries = ReplayEntry::unpack(&packed).ok_or(Error::Corrupt(
+                "a replay batch is not a whole number of entries",
+            ))?;
+            out.push((id, entries.collect()));
+        }
+        Ok(out)
+    }
+
     /// Deletes batches whose every entry arrived before `seen_before` (ms); returns how many.
     pub async fn prune_replay_entries(&self, seen_before: i64) -> Result<u64> {
         let done = sqlx::query("DELETE FROM replay_batches WHERE last_seen_at < $1")

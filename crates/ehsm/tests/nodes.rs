@@ -1,6 +1,7 @@
 //! Two `ehsm serve` nodes of one domain on one PostgreSQL database: a key disabled, enabled or
 //! deleted through one node takes effect on the other within a second (the other's record cache
-//! is invalidated through LISTEN/NOTIFY).
+//! is invalidated through LISTEN/NOTIFY), and a request accepted by one node is refused as a
+//! replay by the other (replay batches are read back every 20 ms).
 //!
 //! Needs `EHSM_TEST_POSTGRES` (e.g. `postgres://postgres@127.0.0.1:5432/postgres`); without it
 //! the test prints why it is skipped, and with `CI` set it fails instead.
@@ -8,12 +9,14 @@
 
 mod util;
 
+use std::future::Future;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 use ehsm_client::{Client, KeySpec, KeyUsage, Origin};
+use serde_json::Value;
 use sqlx::{AssertSqlSafe, Connection as _, PgConnection};
-use util::Server;
+use util::{Server, assert_code, envelope, post};
 
 /// The PostgreSQL URL, or `None` (after saying why) when the test is skipped locally.
 fn postgres_url() -> Option<String> {
@@ -78,8 +81,13 @@ async fn within_a_second(what: &str, client: &Client, keyid: &str, want: bool) {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn key_changes_reach_the_other_node_within_a_second() {
+/// Runs `check` with the URL of a fresh database (dropped afterwards, also when the check
+/// fails); skips it without `EHSM_TEST_POSTGRES`.
+async fn on_fresh_database<F, Fut>(check: F)
+where
+    F: FnOnce(String) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
     let Some(base) = postgres_url() else { return };
     let database = format!("ehsm_nodes_{}_{}", std::process::id(), util::rand_u64());
     let mut admin = PgConnection::connect(&base)
@@ -92,7 +100,7 @@ async fn key_changes_reach_the_other_node_within_a_second() {
     let url = with_database(&base, &database);
 
     // Run the nodes in a task so that the database is dropped even when the check fails.
-    let outcome = tokio::spawn(two_nodes(url)).await;
+    let outcome = tokio::spawn(check(url)).await;
     sqlx::raw_sql(AssertSqlSafe(format!(
         "DROP DATABASE {database} WITH (FORCE)"
     )))
@@ -105,19 +113,29 @@ async fn key_changes_reach_the_other_node_within_a_second() {
     }
 }
 
-async fn two_nodes(url: String) {
-    // One domain: node B's data directory is a copy of node A's (sealed domain key, simulated
-    // sealing secret, TLS files), made while A is stopped.
+/// Two nodes of one domain on the database at `url`: node B's data directory is a copy of node
+/// A's (sealed domain key, simulated sealing secret, TLS files), made while A is stopped. Keep
+/// the directory until the nodes are dropped.
+fn node_pair(url: &str) -> (Server, Server, tempfile::TempDir) {
     let dirs = tempfile::tempdir().unwrap();
     let dir_a = dirs.path().join("a");
     let dir_b = dirs.path().join("b");
-    let args = ["--tee", "sim", "--database", url.as_str()];
+    let args = ["--tee", "sim", "--database", url];
     let a = Server::start_in(&dir_a, &args);
     assert_eq!(a.stop().code(), Some(0));
     copy_dir(&dir_a, &dir_b);
     let a = Server::start_in(&dir_a, &args);
     let b = Server::start_in(&dir_b, &args);
+    (a, b, dirs)
+}
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn key_changes_reach_the_other_node_within_a_second() {
+    on_fresh_database(key_changes).await;
+}
+
+async fn key_changes(url: String) {
+    let (a, b, _dirs) = node_pair(&url);
     let (on_a, creds) = a.enrolled().await;
     let on_b = b.client().with_credentials(creds);
     let keyid = on_a
@@ -142,4 +160,37 @@ async fn two_nodes(url: String) {
 
     drop(b);
     drop(a);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_replayed_to_the_other_node_is_refused() {
+    on_fresh_database(replayed_to_the_other_node).await;
+}
+
+async fn replayed_to_the_other_node(url: String) {
+    let (a, b, _dirs) = node_pair(&url);
+    let (_, creds) = a.enrolled().await;
+    accepted_then_refused(&creds, "replayed-nonce-1", &a, &b).await;
+    // And the other way round.
+    accepted_then_refused(&creds, "replayed-nonce-2", &b, &a).await;
+    drop(b);
+    drop(a);
+}
+
+/// A signed request (fixed timestamp and nonce) accepted by `first`, then sent again to
+/// `second` 200 ms later: refused as a replay.
+async fn accepted_then_refused(
+    creds: &ehsm_client::Credentials,
+    nonce: &str,
+    first: &Server,
+    second: &Server,
+) {
+    let timestamp = util::now_ms().to_string();
+    let body = Value::Object(envelope(creds, None, &timestamp, Some(nonce)));
+    let (_, accepted) = post(&first.url, "ListKey", &body).await;
+    assert_code(&accepted, 200, "successful");
+    // The first node's flush (20 ms) and the second's read (20 ms) are well within this.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let (_, replayed) = post(&second.url, "ListKey", &body).await;
+    assert_code(&replayed, 400, "Timestamp can't be repeated in 20 minutes");
 }

@@ -531,6 +531,42 @@ pub(crate) async fn replay_entries_insert_since_prune(db: TestDb) {
     assert_eq!(s.replay_entries_since(i64::MIN).await.unwrap(), []);
 }
 
+/// A node follows the others' flushes by id: pages in id order, nothing before the cursor.
+pub(crate) async fn replay_batches_after_pages_in_id_order(db: TestDb) {
+    let s = &db.store;
+    assert_eq!(s.replay_batch_max_id().await.unwrap(), 0);
+    assert!(s.replay_batches_after(0, 10).await.unwrap().is_empty());
+    let batches: Vec<Vec<ReplayEntry>> = (0..5u64)
+        .map(|b| (0..=b).map(|i| replay_entry(b * 10 + i, 100)).collect())
+        .collect();
+    for batch in &batches {
+        s.insert_replay_entries(batch).await.unwrap();
+    }
+    let max = s.replay_batch_max_id().await.unwrap();
+    let all = s.replay_batches_after(0, 100).await.unwrap();
+    let ids: Vec<i64> = all.iter().map(|(id, _)| *id).collect();
+    assert!(ids.windows(2).all(|w| w[0] < w[1]), "{ids:?}");
+    assert_eq!(ids.last(), Some(&max));
+    let got: Vec<Vec<ReplayEntry>> = all.into_iter().map(|(_, e)| e).collect();
+    assert_eq!(got, batches);
+    // Paging: the limit, then from the last id seen.
+    let first = s.replay_batches_after(0, 2).await.unwrap();
+    assert_eq!(first.len(), 2);
+    let rest = s.replay_batches_after(first[1].0, 100).await.unwrap();
+    assert_eq!(rest.len(), 3);
+    assert_eq!(rest[0].1, batches[2]);
+    assert!(s.replay_batches_after(max, 100).await.unwrap().is_empty());
+    // A pruned batch is simply gone; the ids of the others do not move.
+    s.insert_replay_entries(&[replay_entry(99, 5_000)])
+        .await
+        .unwrap();
+    assert_eq!(s.prune_replay_entries(1_000).await.unwrap(), 5);
+    let left = s.replay_batches_after(0, 100).await.unwrap();
+    assert_eq!(left.len(), 1);
+    assert!(left[0].0 > max);
+    assert_eq!(left[0].1, [replay_entry(99, 5_000)]);
+}
+
 pub(crate) async fn settings_put_if_absent_never_overwrites(db: TestDb) {
     let s = &db.store;
     assert_eq!(s.get_setting("enroll_token_hash").await.unwrap(), None);

@@ -55,6 +55,7 @@ suite!(
     expired_import_params_are_destroyed,
     replay_entries_insert_since_prune,
     replay_batch_of_many_entries_round_trips,
+    replay_batches_after_pages_in_id_order,
     settings_put_if_absent_never_overwrites,
     settings_put_if_absent_concurrent,
     data_survives_close_and_reopen,
