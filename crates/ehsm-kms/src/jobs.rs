@@ -84,6 +84,7 @@ mod tests {
             enroll: None,
             database: None,
             key_lifetime: Duration::from_secs(365 * 86_400),
+            pool: crate::server::PoolSettings::default(),
             tee: crate::server::Tee::Sim,
             quotes: crate::server::QuoteConfig::default(),
             hsm: None,

@@ -1,5 +1,7 @@
 //! Running the service: open everything, bind, serve until told to stop, shut down cleanly.
 
+/// The store's connection-pool settings, as [`Config::pool`] takes them.
+pub use ehsm_store::PoolSettings;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -37,6 +39,8 @@ pub struct Config {
     pub enroll: Option<EnrollMode>,
     /// The database URL; default SQLite in the data directory.
     pub database: Option<String>,
+    /// Connection-pool size and how long a request waits for a connection.
+    pub pool: PoolSettings,
     /// How long a new key is usable (upstream: 365 days).
     pub key_lifetime: Duration,
     /// The trusted execution environment to run on.
@@ -228,7 +232,7 @@ pub(crate) async fn open(config: &Config) -> anyhow::Result<Service> {
         Some(url) => url.clone(),
         None => format!("sqlite://{}", config.data_dir.join("ehsm.db").display()),
     };
-    let store = Store::open(&database)
+    let store = Store::open_with(&database, config.pool)
         .await
         .with_context(|| format!("opening the database {}", redact(&database)))?;
 

@@ -38,4 +38,4 @@ pub use invalidate::Invalidation;
 pub use quote_policies::QuotePolicyRecord;
 pub use records::{AppRecord, CmkRecord, ImportParams, KeyState, ReplayEntry};
 pub use secrets::{Deletion, SecretRecord, SecretVersion};
-pub use store::Store;
+pub use store::{PoolSettings, Store};

@@ -104,6 +104,26 @@ impl Target {
     }
 }
 
+/// How the store uses its database connections.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PoolSettings {
+    /// At most this many connections; `None`: 8 for SQLite, 10 for PostgreSQL.
+    pub max_connections: Option<u32>,
+    /// How long a statement waits for a free connection (or for the database to answer a
+    /// connection attempt) before failing. Short by default, so that when the database is gone
+    /// requests fail fast with a clear error instead of hanging; sqlx's own default is 30 s.
+    pub acquire_timeout: std::time::Duration,
+}
+
+impl Default for PoolSettings {
+    fn default() -> Self {
+        Self {
+            max_connections: None,
+            acquire_timeout: std::time::Duration::from_secs(3),
+        }
+    }
+}
+
 /// The store: a cheap-to-clone handle on a connection pool.
 #[derive(Clone, Debug)]
 pub struct Store {
@@ -148,6 +168,11 @@ impl Store {
     /// SQLite runs in WAL mode with `synchronous=FULL` (an acknowledged write survives a crash
     /// or power loss), a 5 s busy timeout and foreign keys on.
     pub async fn open(url: &str) -> Result<Store> {
+        Self::open_with(url, PoolSettings::default()).await
+    }
+
+    /// [`Store::open`] with connection-pool settings.
+    pub async fn open_with(url: &str, settings: PoolSettings) -> Result<Store> {
         let target = Target::parse(url)?;
         sqlx::any::install_default_drivers();
         let dialect = target.dialect;
@@ -156,7 +181,12 @@ impl Store {
             cause,
         };
         let pool = AnyPoolOptions::new()
-            .max_connections(dialect.max_connections())
+            .max_connections(
+                settings
+                    .max_connections
+                    .unwrap_or_else(|| dialect.max_connections()),
+            )
+            .acquire_timeout(settings.acquire_timeout)
             .after_connect(move |conn, _meta| Box::pin(dialect.prepare(conn)))
             .connect(&target.connect_url)
             .await

@@ -52,6 +52,17 @@ pub(crate) struct Args {
     #[arg(long, env = "EHSM_DATABASE")]
     database: Option<String>,
 
+    /// At most this many database connections [default: 8 for SQLite, 10 for PostgreSQL].
+    #[arg(long, env = "EHSM_DB_MAX_CONNECTIONS", value_name = "N",
+          value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    db_max_connections: Option<u32>,
+
+    /// How long a request waits for a database connection before failing, in milliseconds
+    /// [default: 3000]. When the database is down, requests fail after this instead of hanging.
+    #[arg(long, env = "EHSM_DB_ACQUIRE_TIMEOUT_MS", value_name = "MS",
+          value_parser = clap::value_parser!(u64).range(1..=600_000))]
+    db_acquire_timeout_ms: Option<u64>,
+
     /// How long a new key stays usable, in days [default: 365, as upstream].
     #[arg(long, env = "EHSM_KEY_LIFETIME_DAYS")]
     key_lifetime_days: Option<u64>,
@@ -130,6 +141,8 @@ struct FileConfig {
     http: Option<bool>,
     enroll: Option<String>,
     database: Option<String>,
+    db_max_connections: Option<u32>,
+    db_acquire_timeout_ms: Option<u64>,
     key_lifetime_days: Option<u64>,
     tee: Option<String>,
     collateral: Option<PathBuf>,
@@ -231,6 +244,15 @@ impl Args {
             http: self.http || file.http.unwrap_or(false),
             enroll: self.enroll.or(file_enum(file.enroll, "enroll")?),
             database: self.database.or(file.database),
+            pool: server::PoolSettings {
+                max_connections: self.db_max_connections.or(file.db_max_connections),
+                acquire_timeout: self
+                    .db_acquire_timeout_ms
+                    .or(file.db_acquire_timeout_ms)
+                    .map_or(server::PoolSettings::default().acquire_timeout, |ms| {
+                        Duration::from_millis(ms)
+                    }),
+            },
             key_lifetime: Duration::from_secs(
                 self.key_lifetime_days
                     .or(file.key_lifetime_days)
@@ -348,6 +370,8 @@ mod tests {
             enroll = "TOKEN"
             database = "postgres://ehsm@db/ehsm"
             key-lifetime-days = 30
+            db-max-connections = 4
+            db-acquire-timeout-ms = 500
             tee = "sim"
         "#;
         let (c, dir) = config(toml, &[]);
@@ -358,6 +382,8 @@ mod tests {
         assert_eq!(c.enroll, Some(EnrollMode::Token));
         assert_eq!(c.database.as_deref(), Some("postgres://ehsm@db/ehsm"));
         assert_eq!(c.key_lifetime, Duration::from_secs(30 * 86_400));
+        assert_eq!(c.pool.max_connections, Some(4));
+        assert_eq!(c.pool.acquire_timeout, Duration::from_millis(500));
 
         let flags = [
             "--listen",
@@ -441,6 +467,7 @@ mod tests {
         assert_eq!(c.data_dir, PathBuf::from("./ehsm-data"));
         assert!(!c.http && c.enroll.is_none() && c.database.is_none() && c.tls_cert.is_none());
         assert_eq!(c.key_lifetime, Duration::from_secs(365 * 86_400));
+        assert_eq!(c.pool, server::PoolSettings::default());
     }
 
     #[test]

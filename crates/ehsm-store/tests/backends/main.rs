@@ -135,6 +135,22 @@ mod open_errors {
         assert!(matches!(err, Error::Open { .. }), "{err:?}");
     }
 
+    /// A database that does not answer is an error after the acquire timeout, not a hang
+    /// (the test would time out instead of failing if it hung).
+    #[tokio::test]
+    async fn an_unreachable_database_fails_within_the_acquire_timeout() {
+        let settings = ehsm_store::PoolSettings {
+            max_connections: Some(1),
+            acquire_timeout: std::time::Duration::from_millis(300),
+        };
+        // Port 1 on loopback: nothing listens there.
+        let err = Store::open_with("postgres://postgres@127.0.0.1:1/ehsm", settings)
+            .await
+            .unwrap_err();
+        assert!(matches!(err, Error::Open { .. }), "{err:?}");
+        assert!(err.to_string().contains("timed out"), "{err}");
+    }
+
     #[tokio::test]
     async fn sqlite_file_is_created_if_missing() {
         let dir = tempfile::tempdir().unwrap();
