@@ -223,7 +223,7 @@ pub(crate) async fn open(config: &Config) -> anyhow::Result<Service> {
         }
     };
     let fingerprint = dks.fingerprint();
-    let attestation = open_attestation(platform, &config.quotes, &config.data_dir)?;
+    let attestation = open_attestation(platform, &config.quotes)?;
     let core = tokio::task::spawn_blocking(move || Core::new(dks))
         .await?
         .context("the core's start-up self-tests failed; refusing to serve keys")?;
@@ -333,7 +333,6 @@ pub fn open_platform(tee: &Tee, data_dir: &Path) -> anyhow::Result<Box<dyn Platf
 fn open_attestation(
     platform: Box<dyn Platform>,
     config: &QuoteConfig,
-    data_dir: &Path,
 ) -> anyhow::Result<Attestation> {
     if config.collateral.is_some() && config.pccs_url.is_some() {
         anyhow::bail!(
@@ -359,14 +358,6 @@ fn open_attestation(
         }
         None => None,
     };
-    // A simulated node can check the tag of its own simulated evidence (the same sealing
-    // secret): it catches evidence mixed up between two simulated nodes. Opening it again reads
-    // the secret `open_platform` created.
-    let sim = if config.allow_simulated && platform.kind() == PlatformKind::Sim {
-        Some(SimPlatform::open(data_dir).context("opening the simulated platform")?)
-    } else {
-        None
-    };
     if config.allow_simulated {
         tracing::warn!(
             "VerifyQuote accepts simulated evidence (--allow-simulated-quotes): it proves nothing"
@@ -377,7 +368,6 @@ fn open_attestation(
         collateral,
         pccs,
         allow_simulated: config.allow_simulated,
-        sim,
     })
 }
 

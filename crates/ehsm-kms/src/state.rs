@@ -12,7 +12,6 @@ use ehsm_store::Store;
 use ehsm_tee::Platform;
 use ehsm_tee::dcap::Collateral;
 use ehsm_tee::pccs::PccsCollateral;
-use ehsm_tee::sim::SimPlatform;
 
 use crate::keys::Key;
 
@@ -49,9 +48,6 @@ pub(crate) struct Attestation {
     pub(crate) pccs: Option<PccsCollateral>,
     /// Whether simulated evidence is accepted (`--allow-simulated-quotes`).
     pub(crate) allow_simulated: bool,
-    /// This node's simulated platform, when it is one and simulated evidence is accepted, to
-    /// check the evidence's tag.
-    pub(crate) sim: Option<SimPlatform>,
 }
 
 impl std::ops::Deref for AppState {

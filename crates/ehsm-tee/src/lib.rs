@@ -91,6 +91,12 @@ pub trait Platform: Send + Sync {
     /// nonce) to this code on this platform: a DCAP quote on SGX and TDX, a clearly marked
     /// software format on sim. A verifier decides what to trust; this only produces it.
     fn evidence(&self, report_data: &[u8; 64]) -> Result<Evidence, Error>;
+
+    /// This platform as the simulated one, if it is: only that one can check the tag of its own
+    /// simulated evidence.
+    fn as_sim(&self) -> Option<&sim::SimPlatform> {
+        None
+    }
 }
 
 /// Errors of the platform layer.

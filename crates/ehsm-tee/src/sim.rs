@@ -157,6 +157,10 @@ impl Platform for SimPlatform {
             bytes,
         })
     }
+
+    fn as_sim(&self) -> Option<&SimPlatform> {
+        Some(self)
+    }
 }
 
 #[cfg(test)]

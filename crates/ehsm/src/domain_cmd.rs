@@ -200,7 +200,10 @@ fn run_recover(args: &RecoverArgs) -> anyhow::Result<()> {
         })?;
         let bytes = fs::read(share_path).with_context(|| format!("cannot read {share_path}"))?;
         let share = EncryptedShare::from_bytes(&bytes).with_context(|| share_path.to_owned())?;
-        let key = fs::read(key_path).with_context(|| format!("cannot read {key_path}"))?;
+        // The custodian's private key: wiped from memory once the share is open.
+        let key = zeroize::Zeroizing::new(
+            fs::read(key_path).with_context(|| format!("cannot read {key_path}"))?,
+        );
         let opened = decrypt_share(&share, &key).with_context(|| {
             format!(
                 "{share_path} does not open with {key_path}: the share is corrupted, or the key is \

@@ -347,6 +347,11 @@ async fn scheduled_and_forced_deletion_and_restore() {
         refusal(c.delete_secret("s", None).await),
         bad("Delete error, Can not find the secretName")
     );
+    assert_eq!(
+        refusal(c.force_delete_secret("s").await),
+        bad("Delete error, Can not find the secretName"),
+        "forced or not, a missing secret is named as missing"
+    );
     // The name is free again, and starts over at version 1.
     c.create_secret("s", "again", &SecretOptions::default())
         .await

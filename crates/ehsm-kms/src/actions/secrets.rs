@@ -357,13 +357,11 @@ pub(super) async fn delete_secret(state: &AppState, req: &Authenticated<'_>) -> 
             ));
         }
     };
+    // Each statement reports whether the secret existed: no lookup beforehand.
     let missing = || ApiError::bad_request("Delete error, Can not find the secretName");
-    if state.store.get_secret(req.appid, name).await?.is_none() {
-        return Err(missing());
-    }
     if force {
         if !state.store.delete_secret(req.appid, name).await? {
-            return Err(ApiError::bad_request("Force delete failed"));
+            return Err(missing());
         }
         return Ok(Reply::with_message(
             format!("The {name} delete success"),
