@@ -5,7 +5,7 @@
 //! §6.2) and runs it. Key operations also take the [`MacVerified`] of the request and refuse keys
 //! of any other app.
 
-use std::sync::Arc;
+use std::sync::{Arc, PoisonError, RwLock};
 
 use crate::alg::rsa::RsaKey;
 use crate::apikey::{self, ApiKey, MacVerified};
@@ -34,8 +34,19 @@ pub struct DataKey {
 
 /// The trusted core: the domain keys and the cache of loaded keys.
 pub struct Core {
-    dks: DomainKeySet,
+    /// Replaced whole (never changed in place) when the key server hands out a new version, so
+    /// an operation works on one consistent set; the lock is held only to clone the `Arc`.
+    dks: RwLock<Arc<DomainKeySet>>,
     cache: KeyCache,
+}
+
+/// What [`Core::update_domain_keys`] did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DomainUpdate {
+    /// The set holds nothing new.
+    Unchanged,
+    /// The set added these versions; the newest now wraps new blobs.
+    Added(Vec<u32>),
 }
 
 impl Core {
@@ -49,9 +60,77 @@ impl Core {
     pub fn with_cache_capacity(dks: DomainKeySet, capacity: usize) -> Result<Self> {
         crate::selftest::run()?;
         Ok(Self {
-            dks,
+            dks: RwLock::new(Arc::new(dks)),
             cache: KeyCache::new(capacity),
         })
+    }
+
+    /// The domain keys now in use.
+    fn dks(&self) -> Arc<DomainKeySet> {
+        // A panic while the lock was held cannot leave the `Arc` half-written: keep going.
+        Arc::clone(&self.dks.read().unwrap_or_else(PoisonError::into_inner))
+    }
+
+    // ---- domain keys ------------------------------------------------------------------------
+
+    /// The version of the domain key that wraps new blobs.
+    pub fn domain_key_version(&self) -> u32 {
+        self.dks().current_version()
+    }
+
+    /// The public fingerprint of the current domain key (see [`DomainKeySet::fingerprint`]).
+    pub fn domain_fingerprint(&self) -> String {
+        self.dks().fingerprint()
+    }
+
+    /// Takes a newer set of domain keys (a rotation, learned from the key server). A set that
+    /// holds every version this core holds, with the same keys, replaces it; an older set of the
+    /// same domain (from a key server that has not learned the rotation yet) changes nothing; a
+    /// set of another domain is refused with [`Error::IntegrityFailure`] and changes nothing,
+    /// since adopting it would make every stored blob unreadable.
+    pub fn update_domain_keys(&self, new: DomainKeySet) -> Result<DomainUpdate> {
+        let mut current = self.dks.write().unwrap_or_else(PoisonError::into_inner);
+        if current.extends(&new) {
+            return Ok(DomainUpdate::Unchanged);
+        }
+        if !new.extends(&current) {
+            return Err(Error::IntegrityFailure(
+                "the new domain keys do not hold this node's: they belong to another domain",
+            ));
+        }
+        // `new` holds all of `current` and, since `current` does not hold all of `new`, more.
+        let added = new
+            .versions()
+            .filter(|v| current.blob_key(*v).is_err())
+            .collect();
+        *current = Arc::new(new);
+        Ok(DomainUpdate::Added(added))
+    }
+
+    /// After a rotation: the CMK blob re-wrapped under the current domain key, or `None` if it
+    /// already is. The material and the context stay the same, so the key works as before.
+    pub fn rewrap_cmk(&self, ctx: &KeyContext<'_>, blob: &KeyBlob) -> Result<Option<KeyBlob>> {
+        self.rewrap(Purpose::Cmk, ctx, blob)
+    }
+
+    /// After a rotation: an app's API-key blob re-wrapped under the current domain key, or
+    /// `None` if it already is.
+    pub fn rewrap_api_key(&self, appid: &str, blob: &KeyBlob) -> Result<Option<KeyBlob>> {
+        self.rewrap(Purpose::ApiKey, &apikey::context(appid), blob)
+    }
+
+    fn rewrap(
+        &self,
+        purpose: Purpose,
+        ctx: &KeyContext<'_>,
+        blob: &KeyBlob,
+    ) -> Result<Option<KeyBlob>> {
+        let dks = self.dks();
+        if blob.domain_key_version() == Some(dks.current_version()) {
+            return Ok(None);
+        }
+        let material = blob::unwrap(&dks, purpose, ctx, blob)?;
+        blob::wrap(&dks, purpose, ctx, material.as_slice()).map(Some)
     }
 
     /// Key-cache counters.
@@ -65,7 +144,7 @@ impl Core {
     /// key gets an empty blob that BYOK fills later.
     pub fn create_key(&self, ctx: &KeyContext<'_>) -> Result<KeyBlob> {
         if ctx.origin == Origin::External {
-            return blob::wrap(&self.dks, Purpose::Cmk, ctx, &[]);
+            return blob::wrap(&self.dks(), Purpose::Cmk, ctx, &[]);
         }
         let allowed = match ctx.spec.family() {
             Family::AesGcm | Family::Sm4 => ctx.usage == KeyUsage::EncryptDecrypt,
@@ -78,7 +157,7 @@ impl Core {
             ));
         }
         let (key, material) = LoadedKey::generate(ctx.spec)?;
-        let blob = blob::wrap(&self.dks, Purpose::Cmk, ctx, material.as_slice())?;
+        let blob = blob::wrap(&self.dks(), Purpose::Cmk, ctx, material.as_slice())?;
         self.cache.insert(Purpose::Cmk, ctx, &blob, Arc::new(key));
         Ok(blob)
     }
@@ -106,7 +185,7 @@ impl Core {
         if let Some(key) = self.cache.get(purpose, ctx, blob) {
             return Ok(key);
         }
-        let material = blob::unwrap(&self.dks, purpose, ctx, blob)?;
+        let material = blob::unwrap(&self.dks(), purpose, ctx, blob)?;
         let key = Arc::new(LoadedKey::from_material(ctx.spec, material.as_slice())?);
         self.cache.insert(purpose, ctx, blob, Arc::clone(&key));
         Ok(key)
@@ -358,13 +437,14 @@ impl Core {
         }
         let (key, material) = RsaKey::generate(wrapping_spec)?;
         let wrapping_ctx = import::wrapping_context(ctx, wrapping_spec);
+        let dks = self.dks();
         let wrapping_blob = blob::wrap(
-            &self.dks,
+            &dks,
             Purpose::ImportWrapping,
             &wrapping_ctx,
             material.as_slice(),
         )?;
-        let token = import::make_token(&self.dks, ctx, &wrapping_blob, expires_at_ms)?;
+        let token = import::make_token(&dks, ctx, &wrapping_blob, expires_at_ms)?;
         let public_key_pem = key.public_key_pem();
         self.cache.insert(
             Purpose::ImportWrapping,
@@ -399,7 +479,7 @@ impl Core {
             return Err(Error::NotPermitted("key belongs to another app"));
         }
         let expected_len = import::check_importable(ctx)?;
-        import::check_token(&self.dks, ctx, wrapping_blob, token, now_ms)?;
+        import::check_token(&self.dks(), ctx, wrapping_blob, token, now_ms)?;
         let wrapping_ctx = import::wrapping_context(ctx, wrapping_spec);
         let material =
             match &*self.load_purpose(Purpose::ImportWrapping, &wrapping_ctx, wrapping_blob)? {
@@ -416,7 +496,7 @@ impl Core {
             ));
         }
         let key = LoadedKey::from_material(ctx.spec, material.as_slice())?;
-        let blob = blob::wrap(&self.dks, Purpose::Cmk, ctx, material.as_slice())?;
+        let blob = blob::wrap(&self.dks(), Purpose::Cmk, ctx, material.as_slice())?;
         self.cache.insert(Purpose::Cmk, ctx, &blob, Arc::new(key));
         Ok(blob)
     }
@@ -427,7 +507,7 @@ impl Core {
     pub fn create_api_key(&self, appid: &str) -> Result<(ApiKey, KeyBlob)> {
         let key = ApiKey::generate()?;
         let ctx = apikey::context(appid);
-        let blob = blob::wrap(&self.dks, Purpose::ApiKey, &ctx, key.expose().as_bytes())?;
+        let blob = blob::wrap(&self.dks(), Purpose::ApiKey, &ctx, key.expose().as_bytes())?;
         Ok((key, blob))
     }
 

@@ -20,6 +20,10 @@ pub const DOMAIN_KEY_LEN: usize = 32;
 /// The magic and format version at the start of a sealed domain-key file.
 const SEALED_MAGIC: &[u8; 8] = b"EHSMDK\x00\x01";
 
+/// The magic and format version at the start of the domain keys as one attested peer hands them
+/// to another ([`DomainKeySet::to_transfer`]).
+const TRANSFER_MAGIC: &[u8; 8] = b"EHSMDKT\x01";
+
 /// One DK version and the keys derived from it. The raw DK stays here for sealing; operations
 /// use only the derived keys.
 struct DomainKey {
@@ -68,6 +72,51 @@ impl DomainKeySet {
     /// Every version held, ascending.
     pub fn versions(&self) -> impl Iterator<Item = u32> + '_ {
         self.keys.iter().map(|k| k.version)
+    }
+
+    /// Rotation: adds a fresh random DK as the next version, which wraps new blobs from now on,
+    /// and returns that version. Every older version stays, so every existing blob still opens.
+    pub fn rotate(&mut self) -> Result<u32> {
+        let version = self
+            .current_version()
+            .checked_add(1)
+            .ok_or(Error::InvalidInput("no domain-key version is left"))?;
+        let raw = Zeroizing::new(crate::rand::array::<DOMAIN_KEY_LEN>()?);
+        self.keys.push(DomainKey::new(version, raw)?);
+        Ok(version)
+    }
+
+    /// Whether this set holds every version of `older` with the same key: what a node checks
+    /// before it takes a set from its key server, so that a set of another domain (a key server
+    /// pointed at the wrong data, or recreated) can never replace the keys its blobs need.
+    pub fn extends(&self, older: &DomainKeySet) -> bool {
+        older.keys.iter().all(|old| {
+            self.get(old.version)
+                .is_ok_and(|new| new.fingerprint == old.fingerprint)
+        })
+    }
+
+    /// The domain keys as an attested peer hands them to another: the plaintext keys, for
+    /// sending only inside an RA-TLS channel to a peer whose evidence a policy accepted. Layout:
+    /// `EHSMDKT\x01` ‖ the key list of [`DomainKeySet::seal`]. [`DomainKeySet::from_transfer`]
+    /// reads it.
+    pub fn to_transfer(&self) -> Zeroizing<Vec<u8>> {
+        let list = self.serialize();
+        let mut out = Zeroizing::new(Vec::with_capacity(TRANSFER_MAGIC.len() + list.len()));
+        out.extend_from_slice(TRANSFER_MAGIC);
+        out.extend_from_slice(&list);
+        out
+    }
+
+    /// Reads domain keys written by [`DomainKeySet::to_transfer`]; anything else is refused with
+    /// [`Error::IntegrityFailure`].
+    pub fn from_transfer(bytes: &[u8]) -> Result<Self> {
+        let list = bytes
+            .strip_prefix(TRANSFER_MAGIC.as_slice())
+            .ok_or(Error::IntegrityFailure(
+                "not ehsm domain keys in transfer form (bad magic)",
+            ))?;
+        parse_key_list(list)
     }
 
     /// A public fingerprint of the current DK: 16 hex characters derived one-way from it. Nodes
@@ -259,6 +308,50 @@ mod tests {
         }
         assert!(parse_key_list(&two).is_err(), "descending versions");
         assert!(parse_key_list(&two[..two.len() - 1]).is_err(), "short");
+    }
+
+    #[test]
+    fn rotation_adds_a_version_and_keeps_the_old_ones() {
+        let mut set = DomainKeySet::generate().unwrap();
+        let before = set.to_transfer();
+        let old = DomainKeySet::from_transfer(&before).unwrap();
+        assert_eq!(set.rotate().unwrap(), 2);
+        assert_eq!(set.rotate().unwrap(), 3);
+        assert_eq!(set.versions().collect::<Vec<_>>(), vec![1, 2, 3]);
+        assert_eq!(set.current_version(), 3);
+        assert_eq!(*set.keys[0].raw, *old.keys[0].raw);
+        assert_ne!(*set.keys[1].raw, *set.keys[0].raw);
+        assert_ne!(set.fingerprint(), old.fingerprint());
+        assert!(set.extends(&old));
+        assert!(!old.extends(&set));
+        assert!(set.extends(&set));
+    }
+
+    #[test]
+    fn another_domain_is_not_an_extension() {
+        let a = DomainKeySet::generate().unwrap();
+        let mut b = DomainKeySet::generate().unwrap();
+        b.rotate().unwrap();
+        assert!(!b.extends(&a), "same version numbers, other keys");
+    }
+
+    #[test]
+    fn transfer_round_trip_and_refusals() {
+        let mut set = DomainKeySet::generate().unwrap();
+        set.rotate().unwrap();
+        let bytes = set.to_transfer();
+        let back = DomainKeySet::from_transfer(&bytes).unwrap();
+        assert_eq!(*back.serialize(), *set.serialize());
+        assert!(back.extends(&set) && set.extends(&back));
+        // The sealed form, the bare key list, truncations and extra bytes are all refused.
+        assert!(DomainKeySet::from_transfer(&set.seal(&sealing_key(1)).unwrap()).is_err());
+        assert!(DomainKeySet::from_transfer(&set.serialize()).is_err());
+        for len in 0..bytes.len() {
+            assert!(DomainKeySet::from_transfer(&bytes[..len]).is_err(), "len {len}");
+        }
+        let mut longer = bytes.to_vec();
+        longer.push(0);
+        assert!(DomainKeySet::from_transfer(&longer).is_err());
     }
 
     #[test]

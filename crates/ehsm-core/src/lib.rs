@@ -35,7 +35,7 @@ pub use ehsm_proto::spec;
 pub use crate::apikey::{API_KEY_LEN, ApiKey, MacVerified};
 pub use crate::blob::{KeyBlob, KeyContext};
 pub use crate::cache::{CacheStats, DEFAULT_CAPACITY};
-pub use crate::core::{Core, DataKey, MAX_DATA_KEY_LEN, MAX_PLAINTEXT_LEN};
+pub use crate::core::{Core, DataKey, DomainUpdate, MAX_DATA_KEY_LEN, MAX_PLAINTEXT_LEN};
 pub use crate::domain::{DOMAIN_KEY_LEN, DomainKeySet};
 pub use crate::error::{Error, Result};
 pub use crate::import::ImportParams;

@@ -727,3 +727,67 @@ fn key_cache_serves_repeat_use() {
     );
     assert!(after.entries <= 8);
 }
+
+/// A domain-key rotation as a node lives it: the core learns a newer set, new blobs name the new
+/// version, old blobs (and ciphertexts made with them) keep working, re-wrapping moves a blob to
+/// the new version without changing its key, and a set of another domain is refused.
+#[test]
+fn domain_key_rotation_rewraps_without_changing_keys() {
+    let first = DomainKeySet::generate().unwrap();
+    let transfer = first.to_transfer();
+    let core = Core::new(first).unwrap();
+    let (apikey, apikey_blob) = core.create_api_key(APP).unwrap();
+    let c = ctx(KID, KeySpec::AesGcm256, KeyUsage::EncryptDecrypt);
+    let blob = core.create_key(&c).unwrap();
+    assert_eq!(blob.domain_key_version(), Some(1));
+    let canon = format!("appid={APP}&timestamp=1700000000000");
+    let mac = |blob: &KeyBlob| {
+        core.verify_request_mac(APP, blob, canon.as_bytes(), &sign(apikey.expose(), &canon))
+            .unwrap()
+    };
+    let ct = core.encrypt(&mac(&apikey_blob), &c, &blob, b"before", b"").unwrap();
+    assert_eq!(core.rewrap_cmk(&c, &blob).unwrap(), None, "already current");
+
+    // The key server rotates; the node learns the new set.
+    let mut rotated = DomainKeySet::from_transfer(&transfer).unwrap();
+    assert_eq!(rotated.rotate().unwrap(), 2);
+    let fingerprint = core.domain_fingerprint();
+    assert_eq!(
+        core.update_domain_keys(rotated).unwrap(),
+        ehsm_core::DomainUpdate::Added(vec![2])
+    );
+    assert_eq!(core.domain_key_version(), 2);
+    assert_ne!(core.domain_fingerprint(), fingerprint);
+    let again = DomainKeySet::from_transfer(&transfer).unwrap();
+    assert!(
+        matches!(core.update_domain_keys(again), Ok(ehsm_core::DomainUpdate::Unchanged)),
+        "an older set adds nothing and removes nothing"
+    );
+    assert_eq!(core.domain_key_version(), 2);
+
+    // New blobs name version 2; the old ones still work.
+    let c2 = ctx(UKID, KeySpec::AesGcm256, KeyUsage::EncryptDecrypt);
+    assert_eq!(core.create_key(&c2).unwrap().domain_key_version(), Some(2));
+    let auth = mac(&apikey_blob);
+    assert_eq!(core.decrypt(&auth, &c, &blob, &ct, b"").unwrap().as_slice(), b"before");
+
+    // Re-wrapping: same key, new version, and only once.
+    let new_blob = core.rewrap_cmk(&c, &blob).unwrap().unwrap();
+    assert_eq!(new_blob.domain_key_version(), Some(2));
+    assert_eq!(core.rewrap_cmk(&c, &new_blob).unwrap(), None);
+    assert_eq!(core.decrypt(&auth, &c, &new_blob, &ct, b"").unwrap().as_slice(), b"before");
+    let new_apikey_blob = core.rewrap_api_key(APP, &apikey_blob).unwrap().unwrap();
+    assert_eq!(new_apikey_blob.domain_key_version(), Some(2));
+    mac(&new_apikey_blob);
+    // A blob cannot be re-wrapped into another key's context.
+    assert!(core.rewrap_cmk(&c2, &blob).is_err());
+    assert!(core.rewrap_api_key(OTHER_APP, &apikey_blob).is_err());
+
+    // Another domain's keys, even with more versions, are refused and change nothing.
+    let mut other = DomainKeySet::generate().unwrap();
+    other.rotate().unwrap();
+    other.rotate().unwrap();
+    assert!(matches!(core.update_domain_keys(other), Err(Error::IntegrityFailure(_))));
+    assert_eq!(core.domain_key_version(), 2);
+    assert_eq!(core.decrypt(&auth, &c, &new_blob, &ct, b"").unwrap().as_slice(), b"before");
+}
