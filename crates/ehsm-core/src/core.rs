@@ -12,7 +12,7 @@ use crate::apikey::{self, ApiKey, MacVerified};
 use crate::blob::{self, KeyBlob, KeyContext, Purpose};
 use crate::cache::{CacheStats, DEFAULT_CAPACITY, KeyCache};
 use crate::ciphertext;
-use crate::domain::DomainKeySet;
+use crate::domain::{DomainKeySet, Succession};
 use crate::family::{Family, HasFamily as _};
 use crate::import::{self, ImportParams};
 use crate::key::LoadedKey;
@@ -90,21 +90,20 @@ impl Core {
     /// since adopting it would make every stored blob unreadable.
     pub fn update_domain_keys(&self, new: DomainKeySet) -> Result<DomainUpdate> {
         let mut current = self.dks.write().unwrap_or_else(PoisonError::into_inner);
-        if current.extends(&new) {
-            return Ok(DomainUpdate::Unchanged);
-        }
-        if !new.extends(&current) {
-            return Err(Error::IntegrityFailure(
+        match current.succession(&new) {
+            Succession::Keep => Ok(DomainUpdate::Unchanged),
+            Succession::Foreign => Err(Error::IntegrityFailure(
                 "the new domain keys do not hold this node's: they belong to another domain",
-            ));
+            )),
+            Succession::Replace => {
+                let added = new
+                    .versions()
+                    .filter(|v| current.blob_key(*v).is_err())
+                    .collect();
+                *current = Arc::new(new);
+                Ok(DomainUpdate::Added(added))
+            }
         }
-        // `new` holds all of `current` and, since `current` does not hold all of `new`, more.
-        let added = new
-            .versions()
-            .filter(|v| current.blob_key(*v).is_err())
-            .collect();
-        *current = Arc::new(new);
-        Ok(DomainUpdate::Added(added))
     }
 
     /// After a rotation: the CMK blob re-wrapped under the current domain key, or `None` if it

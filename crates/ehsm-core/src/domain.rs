@@ -49,6 +49,17 @@ impl DomainKey {
     }
 }
 
+/// See [`DomainKeySet::succession`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Succession {
+    /// The received set adds nothing: keep the held one.
+    Keep,
+    /// The received set holds the held one and more: replace it.
+    Replace,
+    /// The received set is of another domain: refuse it.
+    Foreign,
+}
+
 /// The versioned set of domain keys a core holds. No `Debug`, no `Clone`: there is one copy.
 pub struct DomainKeySet {
     /// Sorted by version, ascending; never empty.
@@ -86,9 +97,22 @@ impl DomainKeySet {
         Ok(version)
     }
 
-    /// Whether this set holds every version of `older` with the same key: what a node checks
-    /// before it takes a set from its key server, so that a set of another domain (a key server
-    /// pointed at the wrong data, or recreated) can never replace the keys its blobs need.
+    /// What a holder of this set should do with `received`, a set from its key server: take it
+    /// if it adds versions, keep its own if `received` adds nothing (the same set, or an older
+    /// one from a key server that has not learned a rotation yet), and refuse a set of another
+    /// domain (a key server pointed at the wrong data, or recreated), which would make every
+    /// blob unreadable.
+    pub fn succession(&self, received: &DomainKeySet) -> Succession {
+        if self.extends(received) {
+            Succession::Keep
+        } else if received.extends(self) {
+            Succession::Replace
+        } else {
+            Succession::Foreign
+        }
+    }
+
+    /// Whether this set holds every version of `older` with the same key.
     pub fn extends(&self, older: &DomainKeySet) -> bool {
         older.keys.iter().all(|old| {
             self.get(old.version)
@@ -347,7 +371,10 @@ mod tests {
         assert!(DomainKeySet::from_transfer(&set.seal(&sealing_key(1)).unwrap()).is_err());
         assert!(DomainKeySet::from_transfer(&set.serialize()).is_err());
         for len in 0..bytes.len() {
-            assert!(DomainKeySet::from_transfer(&bytes[..len]).is_err(), "len {len}");
+            assert!(
+                DomainKeySet::from_transfer(&bytes[..len]).is_err(),
+                "len {len}"
+            );
         }
         let mut longer = bytes.to_vec();
         longer.push(0);

@@ -36,7 +36,7 @@ pub use crate::apikey::{API_KEY_LEN, ApiKey, MacVerified};
 pub use crate::blob::{KeyBlob, KeyContext};
 pub use crate::cache::{CacheStats, DEFAULT_CAPACITY};
 pub use crate::core::{Core, DataKey, DomainUpdate, MAX_DATA_KEY_LEN, MAX_PLAINTEXT_LEN};
-pub use crate::domain::{DOMAIN_KEY_LEN, DomainKeySet};
+pub use crate::domain::{DOMAIN_KEY_LEN, DomainKeySet, Succession};
 pub use crate::error::{Error, Result};
 pub use crate::import::ImportParams;
 pub use crate::secret::SecretBytes;

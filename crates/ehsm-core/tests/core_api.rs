@@ -745,7 +745,9 @@ fn domain_key_rotation_rewraps_without_changing_keys() {
         core.verify_request_mac(APP, blob, canon.as_bytes(), &sign(apikey.expose(), &canon))
             .unwrap()
     };
-    let ct = core.encrypt(&mac(&apikey_blob), &c, &blob, b"before", b"").unwrap();
+    let ct = core
+        .encrypt(&mac(&apikey_blob), &c, &blob, b"before", b"")
+        .unwrap();
     assert_eq!(core.rewrap_cmk(&c, &blob).unwrap(), None, "already current");
 
     // The key server rotates; the node learns the new set.
@@ -760,7 +762,10 @@ fn domain_key_rotation_rewraps_without_changing_keys() {
     assert_ne!(core.domain_fingerprint(), fingerprint);
     let again = DomainKeySet::from_transfer(&transfer).unwrap();
     assert!(
-        matches!(core.update_domain_keys(again), Ok(ehsm_core::DomainUpdate::Unchanged)),
+        matches!(
+            core.update_domain_keys(again),
+            Ok(ehsm_core::DomainUpdate::Unchanged)
+        ),
         "an older set adds nothing and removes nothing"
     );
     assert_eq!(core.domain_key_version(), 2);
@@ -769,13 +774,21 @@ fn domain_key_rotation_rewraps_without_changing_keys() {
     let c2 = ctx(UKID, KeySpec::AesGcm256, KeyUsage::EncryptDecrypt);
     assert_eq!(core.create_key(&c2).unwrap().domain_key_version(), Some(2));
     let auth = mac(&apikey_blob);
-    assert_eq!(core.decrypt(&auth, &c, &blob, &ct, b"").unwrap().as_slice(), b"before");
+    assert_eq!(
+        core.decrypt(&auth, &c, &blob, &ct, b"").unwrap().as_slice(),
+        b"before"
+    );
 
     // Re-wrapping: same key, new version, and only once.
     let new_blob = core.rewrap_cmk(&c, &blob).unwrap().unwrap();
     assert_eq!(new_blob.domain_key_version(), Some(2));
     assert_eq!(core.rewrap_cmk(&c, &new_blob).unwrap(), None);
-    assert_eq!(core.decrypt(&auth, &c, &new_blob, &ct, b"").unwrap().as_slice(), b"before");
+    assert_eq!(
+        core.decrypt(&auth, &c, &new_blob, &ct, b"")
+            .unwrap()
+            .as_slice(),
+        b"before"
+    );
     let new_apikey_blob = core.rewrap_api_key(APP, &apikey_blob).unwrap().unwrap();
     assert_eq!(new_apikey_blob.domain_key_version(), Some(2));
     mac(&new_apikey_blob);
@@ -787,7 +800,15 @@ fn domain_key_rotation_rewraps_without_changing_keys() {
     let mut other = DomainKeySet::generate().unwrap();
     other.rotate().unwrap();
     other.rotate().unwrap();
-    assert!(matches!(core.update_domain_keys(other), Err(Error::IntegrityFailure(_))));
+    assert!(matches!(
+        core.update_domain_keys(other),
+        Err(Error::IntegrityFailure(_))
+    ));
     assert_eq!(core.domain_key_version(), 2);
-    assert_eq!(core.decrypt(&auth, &c, &new_blob, &ct, b"").unwrap().as_slice(), b"before");
+    assert_eq!(
+        core.decrypt(&auth, &c, &new_blob, &ct, b"")
+            .unwrap()
+            .as_slice(),
+        b"before"
+    );
 }

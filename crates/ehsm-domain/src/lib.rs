@@ -9,5 +9,10 @@
 #![forbid(unsafe_code)]
 
 pub mod backup;
+pub mod cache;
+pub mod channel;
+pub mod follow;
 pub mod hsm;
+pub mod keyfile;
+pub mod keyserver;
 pub mod standalone;

@@ -10,12 +10,16 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use ehsm_core::Core;
+use ehsm_domain::channel::{Endpoint, Tls};
 use ehsm_domain::standalone::{self, Opened};
 use ehsm_store::{Invalidation, Store};
 use ehsm_tee::dcap::Collateral;
 use ehsm_tee::pccs::PccsCollateral;
+use ehsm_tee::policy::Policy;
+use ehsm_tee::ratls::{self, Verifier};
 use ehsm_tee::sgx::{self, SgxPlatform};
 use ehsm_tee::sim::SimPlatform;
+use ehsm_tee::tdx::TdxPlatform;
 use ehsm_tee::{Platform, PlatformKind, tdx};
 
 use crate::enroll::{EnrollMode, EnrollPolicy, TOKEN_SETTING, token_hash};
@@ -50,6 +54,19 @@ pub struct Config {
     /// Keep the domain keys in the custody of a PKCS#11 HSM instead of the platform's sealing
     /// key. The platform is still opened, for evidence and measurement.
     pub hsm: Option<ehsm_domain::hsm::HsmConfig>,
+    /// Run as a node of a domain, taking the domain keys from the node's dkeycache instead of
+    /// sealing its own (standalone mode).
+    pub domain: Option<DomainConfig>,
+}
+
+/// Where a node of a domain takes its domain keys from (`ehsm serve --domain`).
+#[derive(Clone, Debug)]
+pub struct DomainConfig {
+    /// The dkeycache, normally `unix:/run/ehsm/dkeycache.sock`.
+    pub endpoint: Endpoint,
+    /// Which dkeycaches this node accepts (their RA-TLS evidence must satisfy it). The
+    /// collateral for hardware quotes is the one VerifyQuote uses ([`QuoteConfig`]).
+    pub policy: Arc<Policy>,
 }
 
 /// How VerifyQuote verifies quotes.
@@ -98,6 +115,15 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let started = std::time::Instant::now();
+    // A node of a domain may wait long for its keys: a signal meanwhile stops it.
+    let mut shutdown = Box::pin(shutdown);
+    let opened = tokio::select! {
+        opened = open(&config) => opened?,
+        () = &mut shutdown => {
+            tracing::info!("stopped before serving");
+            return Ok(());
+        }
+    };
     let Service {
         state,
         fingerprint,
@@ -106,12 +132,23 @@ pub async fn run(
         database,
         custody,
         replay_after,
-    } = open(&config).await?;
+        domain,
+    } = opened;
     let store = state.store.clone();
     crate::metrics::init();
+    let domain_follower = domain.map(|(endpoint, tls)| {
+        let core = Arc::clone(&state.core);
+        tokio::spawn(async move {
+            ehsm_domain::follow::follow(endpoint, &tls, "ehsm serve", |keys| {
+                Ok(core.update_domain_keys(keys)? != ehsm_core::DomainUpdate::Unchanged)
+            })
+            .await;
+        })
+    });
     let flusher = tokio::spawn(replay_flusher(state.clone()));
     let follower = tokio::spawn(replay_follower(state.clone(), replay_after));
-    let jobs = tokio::spawn(crate::jobs::run_forever(state.clone()));
+    let jobs_holder = uuid::Uuid::new_v4().to_string();
+    let jobs = tokio::spawn(crate::jobs::run_forever(state.clone(), jobs_holder.clone()));
     // Subscribed before the first request is served, so no change made by another node after
     // this node started can be missed.
     let invalidations = store
@@ -152,10 +189,7 @@ pub async fn run(
     tracing::info!(
         "listening on {scheme}://{addr}/ehsm (tee {}, domain key {} fingerprint {fingerprint}, custody {custody}, enroll {enroll:?}, database {}, ready in {} ms)",
         state.attestation.platform.kind(),
-        match opened {
-            Opened::Created => "created",
-            Opened::Unsealed => "unsealed",
-        },
+        opened,
         redact(&database),
         started.elapsed().as_millis()
     );
@@ -184,11 +218,17 @@ pub async fn run(
     jobs.abort();
     flusher.abort();
     follower.abort();
+    if let Some(task) = domain_follower {
+        task.abort();
+    }
     if let Some(task) = invalidations {
         // Dropping its receiver stops the store's listener too.
         task.abort();
     }
     flush_replay(&state).await;
+    if let Err(e) = store.release_lease(crate::jobs::LEASE, &jobs_holder).await {
+        tracing::warn!(error = %e, "releasing the jobs lease failed; it expires by itself");
+    }
     store.close().await;
     Ok(())
 }
@@ -197,29 +237,71 @@ pub async fn run(
 pub(crate) struct Service {
     pub(crate) state: AppState,
     fingerprint: String,
-    opened: Opened,
+    /// How this node got its domain keys: created, unsealed or received (from a dkeycache).
+    opened: &'static str,
     enroll: EnrollMode,
     database: String,
     /// `platform` or `hsm (token LABEL)`, for the start-up line.
     custody: String,
     /// The last replay batch id before the cache was loaded: where following starts.
     replay_after: i64,
+    /// A node of a domain: its dkeycache and the RA-TLS to reach it, to learn rotations.
+    domain: Option<(Endpoint, Arc<Tls>)>,
 }
 
 pub(crate) async fn open(config: &Config) -> anyhow::Result<Service> {
     create_data_dir(&config.data_dir)?;
-    let platform = open_platform(&config.tee, &config.data_dir)?;
-    let (dks, opened, custody) = match &config.hsm {
-        None => {
-            let (dks, opened) = standalone::open(&config.data_dir, &*platform)?;
-            (dks, opened, "platform".to_owned())
+    let needs = if config.domain.is_some() {
+        Needs::Evidence
+    } else {
+        Needs::Sealing
+    };
+    let platform: Arc<dyn Platform> =
+        open_platform(&config.tee, Some(&config.data_dir), needs)?.into();
+    let mut domain = None;
+    let (dks, opened, custody) = match (&config.domain, &config.hsm) {
+        (Some(_), Some(_)) => anyhow::bail!(
+            "a node of a domain (domain) takes its keys from the dkeycache; HSM custody \
+             (hsm-module) is for the key server or a standalone node"
+        ),
+        (Some(d), None) => {
+            let sealed = config.data_dir.join(standalone::SEALED_FILE);
+            if sealed.exists() {
+                tracing::warn!(
+                    "{} holds standalone domain keys, which a node of a domain does not use: keys \
+                     in this data directory's database will not open",
+                    sealed.display()
+                );
+            }
+            let collateral = ratls::configured_collateral(
+                config.quotes.collateral.as_deref(),
+                config.quotes.pccs_url.as_deref(),
+            )
+            .map_err(anyhow::Error::msg)?;
+            let verifier = Arc::new(Verifier::new(Arc::clone(&d.policy), collateral));
+            let tls = Arc::new(Tls::new(Arc::clone(&platform), verifier));
+            let dks = ehsm_domain::follow::first_keys(&d.endpoint, &tls, "ehsm serve").await;
+            domain = Some((d.endpoint.clone(), tls));
+            (
+                dks,
+                "received",
+                format!("domain (dkeycache {})", d.endpoint),
+            )
         }
-        Some(hsm) => {
+        (None, None) => {
+            let (dks, opened) = standalone::open(&config.data_dir, &*platform)?;
+            (dks, opened_word(opened), "platform".to_owned())
+        }
+        (None, Some(hsm)) => {
             // The session is only needed to unwrap the seed: it is closed (and the token logged
             // out) when `custody` drops at the end of this block.
             let mut custody = ehsm_domain::hsm::HsmCustody::open(hsm)?;
             let (dks, opened) = ehsm_domain::hsm::open_standalone(&config.data_dir, &mut custody)?;
-            (dks, opened, format!("hsm (token {})", hsm.token))
+            (
+                dks,
+                opened_word(opened),
+                format!("hsm (token {})", hsm.token),
+            )
         }
     };
     let fingerprint = dks.fingerprint();
@@ -279,37 +361,77 @@ pub(crate) async fn open(config: &Config) -> anyhow::Result<Service> {
         database,
         custody,
         replay_after,
+        domain,
     })
 }
 
+fn opened_word(opened: Opened) -> &'static str {
+    match opened {
+        Opened::Created => "created",
+        Opened::Unsealed => "unsealed",
+    }
+}
+
+/// What a process needs of its platform.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Needs {
+    /// A sealing key: a standalone node or a key server keeps its domain keys sealed.
+    Sealing,
+    /// Evidence only: a node of a domain and a dkeycache receive their keys over RA-TLS and
+    /// seal nothing, so they can run where nothing can be sealed (TDX).
+    Evidence,
+}
+
 /// Opens the platform `tee` names, detecting it for [`Tee::Auto`], and logs its measurement
-/// (with a warning on the simulated platform). This is how `ehsm serve` opens its platform;
-/// `ehsm attest show` uses it too, so that both see the same platform. For sim it creates the
-/// simulated sealing secret in `data_dir` (which must exist) on first use. [`Tee::Tdx`] is
-/// refused, because a standalone node cannot seal on TDX ([`tdx::NO_SEALING`]).
-pub fn open_platform(tee: &Tee, data_dir: &Path) -> anyhow::Result<Box<dyn Platform>> {
+/// (with a warning on the simulated platform). Every role of the binary opens its platform here,
+/// so that all see the same platform. On sim, the sealing secret is a file in `data_dir` (created
+/// on first use), or only in memory without one; the environment variable
+/// `EHSM_SIM_MEASUREMENT` (64 hex digits) sets the simulated measurement, so that tests and
+/// demonstrations can run simulated peers a policy refuses. [`Tee::Tdx`] is refused where
+/// `needs` is [`Needs::Sealing`] ([`tdx::NO_SEALING`]).
+pub fn open_platform(
+    tee: &Tee,
+    data_dir: Option<&Path>,
+    needs: Needs,
+) -> anyhow::Result<Box<dyn Platform>> {
     let tee = match tee {
         Tee::Auto => detect_tee(),
         chosen => chosen.clone(),
     };
-    let platform: Box<dyn Platform> = match tee {
-        // `detect_tee` never answers `Auto`; should it, sim is what it means.
-        Tee::Auto | Tee::Sim => {
-            Box::new(SimPlatform::open(data_dir).context("opening the simulated platform")?)
-        }
-        Tee::Sgx { root } => {
-            let root = root.unwrap_or_else(|| PathBuf::from(sgx::DEFAULT_ROOT));
-            Box::new(SgxPlatform::open(&root).with_context(|| {
-                format!(
-                    "opening SGX through Gramine's attestation interface {}",
-                    root.display()
-                )
-            })?)
-        }
-        // Refused before opening anything: `ehsm serve` is a standalone node, which keeps its
-        // domain key sealed, and a TDX guest has nothing to seal it with.
-        Tee::Tdx { .. } => anyhow::bail!("ehsm serve on TDX: {}", tdx::NO_SEALING),
-    };
+    let platform: Box<dyn Platform> =
+        match tee {
+            // `detect_tee` never answers `Auto`; should it, sim is what it means.
+            Tee::Auto | Tee::Sim => {
+                let sim = match data_dir {
+                    Some(dir) => SimPlatform::open(dir),
+                    None => SimPlatform::ephemeral(),
+                }
+                .context("opening the simulated platform")?;
+                Box::new(match sim_measurement()? {
+                    Some(m) => sim.with_measurement(m),
+                    None => sim,
+                })
+            }
+            Tee::Sgx { root } => {
+                let root = root.unwrap_or_else(|| PathBuf::from(sgx::DEFAULT_ROOT));
+                Box::new(SgxPlatform::open(&root).with_context(|| {
+                    format!(
+                        "opening SGX through Gramine's attestation interface {}",
+                        root.display()
+                    )
+                })?)
+            }
+            // Refused before opening anything: a TDX guest has nothing to seal domain keys with.
+            Tee::Tdx { .. } if needs == Needs::Sealing => {
+                anyhow::bail!("TDX: {}", tdx::NO_SEALING)
+            }
+            Tee::Tdx { root } => {
+                let root = root.unwrap_or_else(|| PathBuf::from(tdx::DEFAULT_ROOT));
+                Box::new(TdxPlatform::open(&root).with_context(|| {
+                    format!("opening TDX through configfs-tsm {}", root.display())
+                })?)
+            }
+        };
     // The value operators pin in the policies of the nodes that hand this one keys.
     let measurement: String = platform
         .measurement()
@@ -320,18 +442,32 @@ pub fn open_platform(tee: &Tee, data_dir: &Path) -> anyhow::Result<Box<dyn Platf
     tracing::info!("platform {}: measurement {measurement}", platform.kind());
     if platform.kind() == PlatformKind::Sim {
         tracing::warn!(
-            "platform {} provides NO SECURITY: keys are protected only by file permissions in {}",
+            "platform {} provides NO SECURITY: keys are protected only by file permissions{}",
             platform.kind(),
-            data_dir.display()
+            data_dir.map_or_else(String::new, |d| format!(" in {}", d.display()))
         );
     }
     Ok(platform)
 }
 
+/// The simulated measurement from `EHSM_SIM_MEASUREMENT`, if set.
+fn sim_measurement() -> anyhow::Result<Option<[u8; 32]>> {
+    const VAR: &str = "EHSM_SIM_MEASUREMENT";
+    let Ok(text) = std::env::var(VAR) else {
+        return Ok(None);
+    };
+    let bytes = hex::decode(text.trim())
+        .ok()
+        .and_then(|b| <[u8; 32]>::try_from(b).ok());
+    bytes
+        .map(Some)
+        .with_context(|| format!("{VAR} must be 64 hex digits (32 bytes)"))
+}
+
 /// What the quote actions work with. The collateral is read and parsed at start-up, so that a
 /// bad file stops the server with a clear error instead of failing every VerifyQuote.
 fn open_attestation(
-    platform: Box<dyn Platform>,
+    platform: Arc<dyn Platform>,
     config: &QuoteConfig,
 ) -> anyhow::Result<Attestation> {
     if config.collateral.is_some() && config.pccs_url.is_some() {
@@ -580,11 +716,11 @@ mod tests {
         let tee = Tee::Sgx {
             root: Some(attestation.path().to_owned()),
         };
-        let platform = open_platform(&tee, data.path()).unwrap();
+        let platform = open_platform(&tee, Some(data.path()), Needs::Sealing).unwrap();
         assert_eq!(platform.kind(), PlatformKind::Sgx);
         let (created, opened) = standalone::open(data.path(), &*platform).unwrap();
         assert!(matches!(opened, Opened::Created));
-        let platform = open_platform(&tee, data.path()).unwrap();
+        let platform = open_platform(&tee, Some(data.path()), Needs::Sealing).unwrap();
         let (unsealed, opened) = standalone::open(data.path(), &*platform).unwrap();
         assert!(matches!(opened, Opened::Unsealed));
         assert_eq!(created.fingerprint(), unsealed.fingerprint());
@@ -593,7 +729,7 @@ mod tests {
     #[test]
     fn tdx_refuses_a_standalone_node_and_says_why() {
         let data = tempfile::tempdir().unwrap();
-        let err = open_platform(&Tee::Tdx { root: None }, data.path())
+        let err = open_platform(&Tee::Tdx { root: None }, Some(data.path()), Needs::Sealing)
             .err()
             .unwrap();
         let m = format!("{err:#}");
@@ -606,7 +742,12 @@ mod tests {
         let tee = Tee::Sgx {
             root: Some(data.path().join("no-attestation")),
         };
-        let m = format!("{:#}", open_platform(&tee, data.path()).err().unwrap());
+        let m = format!(
+            "{:#}",
+            open_platform(&tee, Some(data.path()), Needs::Sealing)
+                .err()
+                .unwrap()
+        );
         assert!(m.contains("no-attestation/attestation_type"), "{m}");
     }
 }

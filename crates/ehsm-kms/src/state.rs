@@ -39,7 +39,7 @@ pub(crate) struct Inner {
 /// What the quote actions (GenerateQuote, VerifyQuote) work with.
 pub(crate) struct Attestation {
     /// The platform this node runs on: it makes GenerateQuote's evidence.
-    pub(crate) platform: Box<dyn Platform>,
+    pub(crate) platform: Arc<dyn Platform>,
     /// Intel's collateral for hardware quotes (`--collateral`); `None`: hardware quotes are
     /// refused.
     pub(crate) collateral: Option<Collateral>,

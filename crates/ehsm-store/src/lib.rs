@@ -1,5 +1,6 @@
 //! The ehsm store: apps, customer master key (CMK) records with their wrapped key blobs, secrets
-//! and their versions, quote policies, the request-replay cache and a few named settings, on
+//! and their versions, quote policies, the request-replay cache, job leases and a few named
+//! settings, on
 //! SQLite (embedded, the zero-configuration default) or PostgreSQL (shared by every KMS node of
 //! a domain).
 //!
@@ -20,7 +21,8 @@
 //!   stored or bound values, so an error can be logged as it is.
 //! - **Atomic or nothing.** Every multi-row change runs in one transaction, and the
 //!   check-then-write steps that two KMS nodes could race on (import completion, first-start
-//!   settings) are single conditional statements, so exactly one writer wins.
+//!   settings, job leases, blob re-wraps) are single conditional statements, so exactly one
+//!   writer wins.
 //! - **Durable on acknowledgement.** SQLite runs in WAL mode with `synchronous=FULL`, so a write
 //!   that returned `Ok` survives a crash or power loss.
 #![forbid(unsafe_code)]
@@ -28,6 +30,7 @@
 
 mod error;
 mod invalidate;
+mod leases;
 mod quote_policies;
 mod records;
 mod secrets;

@@ -143,6 +143,13 @@ impl std::fmt::Debug for ListenUrl {
     }
 }
 
+/// The columns of an [`AppRecord`], as `app_from_row` reads them by name.
+macro_rules! select_app {
+    ($tail:literal) => {
+        concat!("SELECT appid, apikey_blob, created_at FROM apps ", $tail)
+    };
+}
+
 /// The columns of a [`CmkRecord`], in the order `cmk_from_row` reads them by name.
 macro_rules! select_cmk {
     ($($tail:literal)?) => {
@@ -301,18 +308,59 @@ impl Store {
     /// The app with this id, if any.
     pub async fn get_app(&self, appid: &str) -> Result<Option<AppRecord>> {
         no_nul(appid, "appid contains a NUL character")?;
-        let row = sqlx::query("SELECT appid, apikey_blob, created_at FROM apps WHERE appid = $1")
+        let row = sqlx::query(select_app!("WHERE appid = $1"))
             .bind(appid)
             .fetch_optional(&self.pool)
             .await?;
-        row.map(|row| {
-            Ok(AppRecord {
-                appid: row.try_get("appid")?,
-                apikey_blob: row.try_get("apikey_blob")?,
-                created_at: row.try_get("created_at")?,
-            })
-        })
-        .transpose()
+        row.as_ref().map(app_from_row).transpose()
+    }
+
+    /// Every app whose appid sorts after `after_appid`, in appid order, at most `limit`: one
+    /// page of a scan of all apps, for jobs that must visit each one (the re-wrap of API-key
+    /// blobs after a domain-key rotation). Keyset pagination (pass the last appid of a page to
+    /// get the next; `""` to start) rather than an offset: a page costs one index range scan
+    /// however far the scan is, and apps inserted or deleted meanwhile do not shift the pages,
+    /// so no app present throughout is skipped or visited twice. The order is the database's
+    /// text order for appids (byte order on SQLite, the column's collation on PostgreSQL): the
+    /// same order the comparison uses, which is all the scan needs.
+    pub async fn apps_after(&self, after_appid: &str, limit: u32) -> Result<Vec<AppRecord>> {
+        no_nul(after_appid, "appid contains a NUL character")?;
+        let rows = sqlx::query(select_app!("WHERE appid > $1 ORDER BY appid LIMIT $2"))
+            .bind(after_appid)
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(app_from_row).collect()
+    }
+
+    /// Replaces the app's API-key blob with `new_blob` only if it still is `old_blob`; `true`
+    /// if it did. For the re-wrap after a domain-key rotation: the new blob holds the same API
+    /// key under the new domain key, and the comparison makes the write lose, harmlessly, to
+    /// anything that changed the blob since it was read (another node's re-wrap), instead of
+    /// overwriting it. One conditional `UPDATE`; the other nodes are told to drop the app from
+    /// their caches when it commits.
+    pub async fn replace_apikey_blob(
+        &self,
+        appid: &str,
+        old_blob: &[u8],
+        new_blob: &[u8],
+    ) -> Result<bool> {
+        no_nul(appid, "appid contains a NUL character")?;
+        let mut tx = self.pool.begin().await?;
+        let done =
+            sqlx::query("UPDATE apps SET apikey_blob = $1 WHERE appid = $2 AND apikey_blob = $3")
+                .bind(new_blob)
+                .bind(appid)
+                .bind(old_blob)
+                .execute(&mut *tx)
+                .await?;
+        let changed = done.rows_affected() > 0;
+        if changed {
+            self.notify(&mut tx, &Invalidation::App(appid.to_owned()))
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(changed)
     }
 
     // ---------------------------------------------------------------------------------------
@@ -350,6 +398,47 @@ impl Store {
         .fetch_all(&self.pool)
         .await?;
         rows.iter().map(cmk_from_row).collect()
+    }
+
+    /// Every key of every app, listed or internal, whose keyid sorts after `after_keyid`, in
+    /// keyid order (byte order on both backends), at most `limit`: one page of a scan of all
+    /// keys, for jobs that must visit each one (the re-wrap of CMK blobs after a domain-key
+    /// rotation). Keyset pagination (pass the last keyid of a page to get the next; `""` to
+    /// start) rather than an offset: each page is one primary-key range scan however far the
+    /// scan is, and keys created or deleted meanwhile do not shift the pages, so no key present
+    /// throughout is skipped or visited twice.
+    pub async fn cmks_after(&self, after_keyid: &str, limit: u32) -> Result<Vec<CmkRecord>> {
+        no_nul(after_keyid, "keyid contains a NUL character")?;
+        let rows = sqlx::query(select_cmk!("WHERE keyid > $1 ORDER BY keyid LIMIT $2"))
+            .bind(after_keyid)
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(cmk_from_row).collect()
+    }
+
+    /// Replaces the key's blob with `new_blob` only if it still is `old_blob`; `true` if it
+    /// did. For the re-wrap after a domain-key rotation: the new blob holds the same material
+    /// under the new domain key, and the comparison makes the write lose, harmlessly, to
+    /// anything that changed the blob since it was read (a BYOK import completing, another
+    /// node's re-wrap) instead of overwriting it. One conditional `UPDATE`, whatever the key's
+    /// app; the other nodes are told to drop the key from their caches when it commits.
+    pub async fn replace_cmk_blob(
+        &self,
+        keyid: &str,
+        old_blob: &[u8],
+        new_blob: &[u8],
+    ) -> Result<bool> {
+        no_nul(keyid, "keyid contains a NUL character")?;
+        let mut tx = self.pool.begin().await?;
+        let done = sqlx::query("UPDATE cmks SET key_blob = $1 WHERE keyid = $2 AND key_blob = $3")
+            .bind(new_blob)
+            .bind(keyid)
+            .bind(old_blob)
+            .execute(&mut *tx)
+            .await?;
+        self.commit_key_change(tx, done.rows_affected(), keyid)
+            .await
     }
 
     /// Deletes a listed key of this app; `true` if one was deleted. Never touches another app's
@@ -592,6 +681,23 @@ impl Store {
         Ok(value)
     }
 
+    /// Stores a setting, replacing any value it had (one upsert). For progress markers that
+    /// only ever move forward and that a later writer may safely repeat, such as the domain-key
+    /// version every blob has been re-wrapped to; a value that must be chosen once by the first
+    /// of several racing nodes uses [`Store::put_setting_if_absent`] instead.
+    pub async fn put_setting(&self, name: &str, value: &[u8]) -> Result<()> {
+        no_nul(name, "setting name contains a NUL character")?;
+        sqlx::query(
+            "INSERT INTO settings (name, value) VALUES ($1, $2) \
+             ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+        )
+        .bind(name)
+        .bind(value)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
     /// Stores a setting unless one with this name exists; `true` if stored. Never overwrites,
     /// so of concurrent first starts exactly one value wins.
     pub async fn put_setting_if_absent(&self, name: &str, value: &[u8]) -> Result<bool> {
@@ -661,6 +767,14 @@ pub(crate) fn key_error(e: sqlx::Error) -> Error {
         return Error::UnknownApp;
     }
     Error::Database(e)
+}
+
+fn app_from_row(row: &AnyRow) -> Result<AppRecord> {
+    Ok(AppRecord {
+        appid: row.try_get("appid")?,
+        apikey_blob: row.try_get("apikey_blob")?,
+        created_at: row.try_get("created_at")?,
+    })
 }
 
 fn cmk_from_row(row: &AnyRow) -> Result<CmkRecord> {

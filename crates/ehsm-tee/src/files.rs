@@ -67,6 +67,30 @@ fn publish_new_with(
     }
 }
 
+/// Replaces the content of `path` with `bytes` atomically: written and synced to a temporary
+/// file, renamed over `path`, and the directory synced, so that a crash leaves either the old
+/// file or the new one, never a mix. For files that change on purpose (the key server's domain
+/// keys after a rotation); callers serialise their own writers.
+pub fn replace(path: &Path, bytes: &[u8]) -> Result<(), Error> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let tmp = dir.join(format!(
+        ".{}.replace-{}",
+        path.file_name().and_then(|n| n.to_str()).unwrap_or("ehsm"),
+        std::process::id()
+    ));
+    let result = write_synced(&tmp, bytes)
+        .and_then(|()| fs::rename(&tmp, path).map_err(Error::io(path)))
+        .and_then(|()| {
+            File::open(dir)
+                .and_then(|d| d.sync_all())
+                .map_err(Error::io(dir))
+        });
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    result
+}
+
 fn write_synced(path: &Path, bytes: &[u8]) -> Result<(), Error> {
     let mut f = OpenOptions::new()
         .write(true)
@@ -127,6 +151,17 @@ mod tests {
         );
         // No temporary file is left behind.
         assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn replace_swaps_the_content_and_keeps_it_private() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("secret");
+        replace(&p, b"first").unwrap();
+        replace(&p, b"second").unwrap();
+        assert_eq!(read_owner_only(&p).unwrap(), b"second");
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
+        assert!(replace(Path::new("/nonexistent-ehsm-dir/secret"), b"x").is_err());
     }
 
     #[test]

@@ -73,10 +73,19 @@ pub fn parse_evidence(bytes: &[u8]) -> Result<SimEvidence, Error> {
     }
 }
 
-/// The simulated platform: a random sealing secret in a 0600 file. Not secure.
+/// The simulated platform: a random sealing secret in a 0600 file (or only in memory, for a
+/// process that keeps nothing on disk). Not secure.
 pub struct SimPlatform {
-    path: PathBuf,
+    secret: Secret,
     measurement: Measurement,
+}
+
+/// Where the simulated sealing secret is.
+enum Secret {
+    /// In a file of the data directory, read on each use.
+    File(PathBuf),
+    /// Only in this process, gone when it exits.
+    Memory(zeroize::Zeroizing<[u8; 32]>),
 }
 
 impl SimPlatform {
@@ -91,14 +100,40 @@ impl SimPlatform {
         // Create once; if another process (or an earlier start) made it, use theirs.
         files::publish_new(&path, secret.as_slice())?;
         let platform = Self {
-            path,
-            measurement: Measurement {
-                kind: PlatformKind::Sim,
-                value: SIM_MEASUREMENT.to_vec(),
-            },
+            secret: Secret::File(path),
+            measurement: sim_measurement(SIM_MEASUREMENT),
         };
         platform.sealing_key()?;
         Ok(platform)
+    }
+
+    /// A simulated platform whose sealing secret exists only in this process: for a process
+    /// that seals nothing and needs only evidence (the dkeycache).
+    pub fn ephemeral() -> Result<Self, Error> {
+        let mut secret = zeroize::Zeroizing::new([0u8; 32]);
+        aws_lc_rs::rand::fill(secret.as_mut_slice()).map_err(|_| Error::BadFile {
+            path: PathBuf::from("(memory)"),
+            reason: "the random number generator failed",
+        })?;
+        Ok(Self {
+            secret: Secret::Memory(secret),
+            measurement: sim_measurement(SIM_MEASUREMENT),
+        })
+    }
+
+    /// The same platform measuring `measurement` instead of the fixed simulated value, so that
+    /// tests and demonstrations can run simulated peers that a policy's
+    /// `simulated_measurements` accepts or refuses.
+    pub fn with_measurement(mut self, measurement: [u8; 32]) -> Self {
+        self.measurement = sim_measurement(measurement);
+        self
+    }
+
+    fn secret_path(&self) -> PathBuf {
+        match &self.secret {
+            Secret::File(path) => path.clone(),
+            Secret::Memory(_) => PathBuf::from("(memory)"),
+        }
     }
 
     /// Parses simulated evidence and checks its tag under this platform's key: true only for
@@ -120,7 +155,7 @@ impl SimPlatform {
         let okm = prk
             .expand(&[b"hmac-sha256"], hmac::HMAC_SHA256)
             .map_err(|_| Error::BadFile {
-                path: self.path.clone(),
+                path: self.secret_path(),
                 reason: "deriving the simulated evidence key failed",
             })?;
         Ok(hmac::Key::from(okm))
@@ -133,9 +168,13 @@ impl Platform for SimPlatform {
     }
 
     fn sealing_key(&self) -> Result<SealingKey, Error> {
-        let bytes = zeroize::Zeroizing::new(files::read_owner_only(&self.path)?);
+        let path = match &self.secret {
+            Secret::File(path) => path,
+            Secret::Memory(secret) => return Ok(SealingKey::from_bytes(**secret)),
+        };
+        let bytes = zeroize::Zeroizing::new(files::read_owner_only(path)?);
         let key: [u8; 32] = bytes.as_slice().try_into().map_err(|_| Error::BadFile {
-            path: self.path.clone(),
+            path: path.clone(),
             reason: "simulated sealing key must be exactly 32 bytes; the file is damaged",
         })?;
         Ok(SealingKey::from_bytes(key))
@@ -148,7 +187,7 @@ impl Platform for SimPlatform {
     fn evidence(&self, report_data: &[u8; 64]) -> Result<Evidence, Error> {
         let mut bytes = Vec::with_capacity(EVIDENCE_LEN);
         bytes.extend_from_slice(EVIDENCE_MAGIC);
-        bytes.extend_from_slice(&SIM_MEASUREMENT);
+        bytes.extend_from_slice(&self.measurement.value);
         bytes.extend_from_slice(report_data);
         let tag = hmac::sign(&self.evidence_key()?, &bytes);
         bytes.extend_from_slice(tag.as_ref());
@@ -163,9 +202,41 @@ impl Platform for SimPlatform {
     }
 }
 
+fn sim_measurement(value: [u8; 32]) -> Measurement {
+    Measurement {
+        kind: PlatformKind::Sim,
+        value: value.to_vec(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn evidence_carries_the_chosen_measurement() {
+        let p = SimPlatform::ephemeral().unwrap().with_measurement([7; 32]);
+        let e = p.evidence(&[1; 64]).unwrap();
+        let parsed = p.check_evidence(&e.bytes).unwrap();
+        assert_eq!(parsed.measurement, [7; 32]);
+        assert_eq!(parsed.report_data, [1; 64]);
+        assert_eq!(p.measurement().value, vec![7; 32]);
+        // Another ephemeral platform has another secret: its tag does not match.
+        assert!(
+            SimPlatform::ephemeral()
+                .unwrap()
+                .check_evidence(&e.bytes)
+                .is_err()
+        );
+        let default = SimPlatform::ephemeral()
+            .unwrap()
+            .evidence(&[0; 64])
+            .unwrap();
+        assert_eq!(
+            parse_evidence(&default.bytes).unwrap().measurement,
+            SIM_MEASUREMENT
+        );
+    }
 
     #[test]
     fn sealing_key_survives_reopen_and_differs_between_dirs() {

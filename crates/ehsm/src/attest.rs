@@ -18,8 +18,7 @@ use clap::Subcommand;
 use ehsm_kms::server;
 use ehsm_tee::dcap::{self, Collateral, Identity, Status, VerifiedQuote};
 use ehsm_tee::policy::Policy;
-use ehsm_tee::tdx::{self, TdxPlatform};
-use ehsm_tee::{Platform, PlatformKind, evidence, sim};
+use ehsm_tee::{PlatformKind, evidence, sim};
 use serde_json::{Map, Value, json};
 
 use crate::cli::output;
@@ -172,27 +171,15 @@ fn show(args: &ShowArgs) -> anyhow::Result<ExitCode> {
         TeeArg::Sgx => server::Tee::Sgx { root },
         TeeArg::Tdx => server::Tee::Tdx { root },
     };
-    let platform: Box<dyn Platform> =
-        match tee {
-            // `ehsm serve` refuses TDX (a standalone node cannot seal there), but its evidence is
-            // what a TDX node shows its domain, so it is opened here directly.
-            server::Tee::Tdx { root } => {
-                let root = root.unwrap_or_else(|| PathBuf::from(tdx::DEFAULT_ROOT));
-                Box::new(TdxPlatform::open(&root).with_context(|| {
-                    format!("opening TDX through configfs-tsm {}", root.display())
-                })?)
-            }
-            tee => {
-                if matches!(tee, server::Tee::Sim | server::Tee::Auto) && !args.data_dir.is_dir() {
-                    anyhow::bail!(
-                        "the data directory {} does not exist: give the node's --data-dir (the \
-                     simulated platform's sealing secret lives there; 'ehsm serve' creates it)",
-                        args.data_dir.display()
-                    );
-                }
-                server::open_platform(&tee, &args.data_dir)?
-            }
-        };
+    if matches!(tee, server::Tee::Sim) && !args.data_dir.is_dir() {
+        anyhow::bail!(
+            "the data directory {} does not exist: give the node's --data-dir (the simulated \
+             platform's sealing secret lives there; 'ehsm serve' creates it)",
+            args.data_dir.display()
+        );
+    }
+    // Evidence only: a TDX node's evidence is what it shows its domain, though it cannot seal.
+    let platform = server::open_platform(&tee, Some(&args.data_dir), server::Needs::Evidence)?;
     let report_data = args.report_data.map_or([0; 64], |r| r.0);
     let evidence = platform
         .evidence(&report_data)

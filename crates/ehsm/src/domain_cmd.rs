@@ -26,7 +26,7 @@ pub(crate) struct Args {
 }
 
 #[derive(clap::Subcommand)]
-enum Command {
+pub(crate) enum Command {
     /// Split this node's domain keys into shares for custodians: any --threshold of them
     /// recover the domain. Each share is encrypted to one custodian's RSA public key (3072 bits
     /// or more) and written to --out as share-<i>-of-<n>.ehsm-share (mode 0600). Refuses a data
@@ -71,12 +71,12 @@ impl PlatformArgs {
             TeeArg::Sim => server::Tee::Sim,
             TeeArg::Sgx => server::Tee::Sgx { root },
         };
-        server::open_platform(&tee, &self.data_dir)
+        server::open_platform(&tee, Some(&self.data_dir), server::Needs::Sealing)
     }
 }
 
 #[derive(clap::Args)]
-struct BackupArgs {
+pub(crate) struct BackupArgs {
     #[command(flatten)]
     platform: PlatformArgs,
     /// How many shares recover the domain (M).
@@ -92,7 +92,7 @@ struct BackupArgs {
 }
 
 #[derive(clap::Args)]
-struct RecoverArgs {
+pub(crate) struct RecoverArgs {
     #[command(flatten)]
     platform: PlatformArgs,
     /// A share file and the private key (PEM, unencrypted PKCS#8 or PKCS#1) of the custodian it
@@ -102,16 +102,21 @@ struct RecoverArgs {
 }
 
 pub(crate) fn run(args: Args) -> ExitCode {
-    let result = match args.command {
-        Command::Backup(args) => run_backup(&args),
-        Command::Recover(args) => run_recover(&args),
-    };
-    match result {
+    match run_command(args.command) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("ehsm: error: {err:#}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// Runs `backup` or `recover` (also `ehsm dkeyserver backup|recover`, on a root's data
+/// directory, which holds the same sealed file).
+pub(crate) fn run_command(command: Command) -> anyhow::Result<()> {
+    match command {
+        Command::Backup(args) => run_backup(&args),
+        Command::Recover(args) => run_recover(&args),
     }
 }
 

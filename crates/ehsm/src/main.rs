@@ -15,6 +15,7 @@ mod attest;
 mod bench;
 mod cli;
 mod domain_cmd;
+mod domain_roles;
 mod serve;
 
 /// mimalloc instead of glibc's malloc: a request allocates a few dozen small buffers (JSON
@@ -51,6 +52,15 @@ enum Command {
     /// Domain-key backup and recovery for a standalone node: split the domain keys into shares
     /// encrypted to custodians, and recover them from any threshold of those shares.
     Domain(domain_cmd::Args),
+    /// The key server of a domain: holds the domain keys (sealed, or in an HSM's custody) and
+    /// hands them over mutual RA-TLS to the dkeycaches (and workers) its policy accepts.
+    #[command(name = "dkeyserver")]
+    KeyServer(domain_roles::KeyServerArgs),
+    /// One per node of a domain: fetches the domain keys from the key server over RA-TLS, keeps
+    /// them in memory only, and hands them to the node's 'ehsm serve --domain' processes over a
+    /// Unix socket with the same attested channel.
+    #[command(name = "dkeycache")]
+    KeyCache(domain_roles::CacheArgs),
     #[command(flatten)]
     Client(cli::Command),
 }
@@ -60,7 +70,7 @@ fn main() -> ExitCode {
     // The server logs at info by default; client commands only when EHSM_LOG asks, so that a
     // library's log line does not repeat the one-line error message.
     let default_filter = match cli.command {
-        Command::Serve(_) => "info",
+        Command::Serve(_) | Command::KeyServer(_) | Command::KeyCache(_) => "info",
         Command::Client(_) | Command::Attest(_) | Command::Domain(_) => "off",
     };
     let logs = tracing_subscriber::fmt()
@@ -88,5 +98,7 @@ fn main() -> ExitCode {
         Command::Client(command) => cli::run(command),
         Command::Attest(args) => attest::run(args),
         Command::Domain(args) => domain_cmd::run(args),
+        Command::KeyServer(args) => domain_roles::run_keyserver(args),
+        Command::KeyCache(args) => domain_roles::run_cache(args),
     }
 }

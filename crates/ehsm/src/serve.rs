@@ -114,6 +114,17 @@ pub(crate) struct Args {
     /// [default: ehsm-domain-custody].
     #[arg(long, env = "EHSM_HSM_KEY_LABEL", value_name = "LABEL")]
     hsm_key_label: Option<String>,
+
+    /// Run as a node of a domain: take the domain keys from the node's dkeycache (normally
+    /// unix:/run/ehsm/dkeycache.sock; HOST:PORT reaches a key server directly) over RA-TLS,
+    /// waiting until it answers, instead of sealing keys of its own. With --domain-policy.
+    #[arg(long, env = "EHSM_DOMAIN", value_name = "unix:PATH")]
+    domain: Option<String>,
+
+    /// The policy (TOML, see docs/domain.md) that the dkeycache's RA-TLS evidence must satisfy,
+    /// with --domain.
+    #[arg(long, env = "EHSM_DOMAIN_POLICY", value_name = "FILE")]
+    domain_policy: Option<PathBuf>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -152,6 +163,8 @@ struct FileConfig {
     hsm_token: Option<String>,
     hsm_pin_file: Option<PathBuf>,
     hsm_key_label: Option<String>,
+    domain: Option<String>,
+    domain_policy: Option<PathBuf>,
 }
 
 impl FileConfig {
@@ -169,6 +182,7 @@ impl FileConfig {
             &mut file.collateral,
             &mut file.hsm_module,
             &mut file.hsm_pin_file,
+            &mut file.domain_policy,
         ]
         .into_iter()
         .flatten()
@@ -267,6 +281,10 @@ impl Args {
                     || file.allow_simulated_quotes.unwrap_or(false),
             },
             hsm,
+            domain: domain_config(
+                self.domain.or(file.domain),
+                self.domain_policy.or(file.domain_policy),
+            )?,
         };
         if config.tls_cert.is_some() != config.tls_key.is_some() {
             anyhow::bail!("tls-cert and tls-key go together: give both or neither");
@@ -280,6 +298,24 @@ impl Args {
             anyhow::bail!("http serves plain HTTP: it cannot be used with tls-cert and tls-key");
         }
         Ok(config)
+    }
+}
+
+/// A node of a domain: its dkeycache and the policy the dkeycache must satisfy, both or neither.
+fn domain_config(
+    endpoint: Option<String>,
+    policy: Option<PathBuf>,
+) -> anyhow::Result<Option<server::DomainConfig>> {
+    match (endpoint, policy) {
+        (None, None) => Ok(None),
+        (Some(endpoint), Some(policy)) => Ok(Some(server::DomainConfig {
+            endpoint: ehsm_domain::channel::Endpoint::parse(&endpoint).context("domain")?,
+            policy: crate::domain_roles::read_policy(&policy)?,
+        })),
+        (Some(_), None) => anyhow::bail!(
+            "domain needs domain-policy: the policy the dkeycache's evidence must satisfy"
+        ),
+        (None, Some(_)) => anyhow::bail!("domain-policy needs domain"),
     }
 }
 
@@ -324,7 +360,8 @@ pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
 }
 
 /// Completes on SIGTERM or SIGINT (Ctrl-C).
-fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()> + Send + 'static> {
+pub(crate) fn shutdown_signal()
+-> std::io::Result<impl std::future::Future<Output = ()> + Send + 'static> {
     use tokio::signal::unix::{SignalKind, signal};
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;

@@ -101,3 +101,106 @@ async fn hsm_custody_serves_survives_a_restart_and_needs_the_pin() {
     assert!(stderr.contains("HSM custody"), "{stderr}");
     assert!(Path::new(&data).join("domain-keys.sealed").exists());
 }
+
+/// `ehsm dkeyserver --hsm pkcs11:…`: a root whose domain keys are in the custody of a SoftHSM2
+/// token. The same domain after a restart and after a rotation (which needs the token too); with
+/// another token (no custody key, no seed it can decrypt) it does not start and nothing changes.
+#[test]
+fn an_hsm_backed_root_keeps_its_domain_and_needs_its_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(hsm) = softhsm::setup(dir.path(), &["T", "Other"]) else {
+        return;
+    };
+    let data = dir.path().join("root");
+    let policy = dir.path().join("policy.toml");
+    std::fs::write(&policy, "allow_simulated = true\n").unwrap();
+    let pin = softhsm::pin_file(dir.path(), "pin", PIN);
+    let uri = |token: &str| {
+        format!(
+            "pkcs11:token={token};object=root-custody?module-path={}&pin-source=file:{}",
+            hsm.module.display(),
+            pin.display()
+        )
+    };
+    let env = [("SOFTHSM2_CONF", hsm.conf.as_os_str())];
+    let root = |token: &str, extra: &[&str]| {
+        let mut args: Vec<std::ffi::OsString> = ["dkeyserver", "--role", "root", "--tee", "sim"]
+            .iter()
+            .map(Into::into)
+            .collect();
+        for a in ["--listen", "127.0.0.1:0", "--hsm", &uri(token), "--policy"] {
+            args.push(a.into());
+        }
+        args.push(policy.clone().into());
+        args.push("--data-dir".into());
+        args.push(data.clone().into());
+        args.extend(extra.iter().map(Into::into));
+        args
+    };
+    let start = |args: &[std::ffi::OsString]| {
+        let args: Vec<&std::ffi::OsStr> = args.iter().map(|a| a.as_os_str()).collect();
+        Server::start_command(&args, &env)
+    };
+    let fingerprint = |s: &Server| {
+        let log = s.log.lock().unwrap();
+        let at = log.find("domain fingerprint ").unwrap() + "domain fingerprint ".len();
+        log[at..at + 16].to_owned()
+    };
+
+    let first = start(&root("T", &["--new-domain"]));
+    assert!(
+        first.logged("custody hsm (token T)"),
+        "{}",
+        first.log.lock().unwrap()
+    );
+    let created = fingerprint(&first);
+    assert!(first.stop().success());
+    assert!(data.join("domain-keys.hsm-wrapped-seed").exists());
+
+    let again = start(&root("T", &[]));
+    assert_eq!(fingerprint(&again), created, "a restart is the same domain");
+    assert!(again.stop().success());
+
+    let rotate = |token: &str| {
+        Command::new(env!("CARGO_BIN_EXE_ehsm"))
+            .args([
+                "dkeyserver",
+                "rotate",
+                "--tee",
+                "sim",
+                "--hsm",
+                &uri(token),
+                "--data-dir",
+            ])
+            .arg(&data)
+            .envs(env)
+            .output()
+            .unwrap()
+    };
+    let rotated = rotate("T");
+    assert!(rotated.status.success(), "{rotated:?}");
+    assert!(String::from_utf8_lossy(&rotated.stdout).contains("version 2 added"));
+
+    // Without its token the domain is unusable: neither a start nor a rotation, and the files
+    // stay as they were.
+    let before = std::fs::read(data.join("domain-keys.sealed")).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_ehsm"))
+        .args(root("Other", &[]))
+        .envs(env)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(!rotate("Other").status.success());
+    assert_eq!(
+        std::fs::read(data.join("domain-keys.sealed")).unwrap(),
+        before
+    );
+
+    let last = start(&root("T", &[]));
+    assert!(
+        last.logged("versions [1, 2]"),
+        "{}",
+        last.log.lock().unwrap()
+    );
+    assert!(last.stop().success());
+}

@@ -9,48 +9,12 @@
 
 mod util;
 
-use std::future::Future;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 use ehsm_client::{Client, KeySpec, KeyUsage, Origin};
 use serde_json::Value;
-use sqlx::{AssertSqlSafe, Connection as _, PgConnection};
-use util::{Server, assert_code, envelope, post};
-
-/// The PostgreSQL URL, or `None` (after saying why) when the test is skipped locally.
-fn postgres_url() -> Option<String> {
-    if let Ok(url) = std::env::var("EHSM_TEST_POSTGRES")
-        && !url.trim().is_empty()
-    {
-        return Some(url);
-    }
-    let in_ci = std::env::var("CI").is_ok_and(|v| !matches!(v.as_str(), "" | "0" | "false"));
-    assert!(
-        !in_ci,
-        "CI is set but EHSM_TEST_POSTGRES is not: the two-node test must not be skipped in CI"
-    );
-    eprintln!("nodes: SKIPPED: EHSM_TEST_POSTGRES is not set");
-    None
-}
-
-/// `base` with its database replaced by `database`.
-fn with_database(base: &str, database: &str) -> String {
-    let (url, query) = match base.split_once('?') {
-        Some((url, query)) => (url, Some(query)),
-        None => (base, None),
-    };
-    let scheme_end = url.find("://").unwrap() + 3;
-    let host_end = url[scheme_end..]
-        .find('/')
-        .map_or(url.len(), |i| scheme_end + i);
-    let mut out = format!("{}/{database}", &url[..host_end]);
-    if let Some(q) = query {
-        out.push('?');
-        out.push_str(q);
-    }
-    out
-}
+use util::{Server, assert_code, envelope, on_fresh_database, post};
 
 fn copy_dir(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();
@@ -78,38 +42,6 @@ async fn within_a_second(what: &str, client: &Client, keyid: &str, want: bool) {
             "{what}: not within 1 s"
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-/// Runs `check` with the URL of a fresh database (dropped afterwards, also when the check
-/// fails); skips it without `EHSM_TEST_POSTGRES`.
-async fn on_fresh_database<F, Fut>(check: F)
-where
-    F: FnOnce(String) -> Fut,
-    Fut: Future<Output = ()> + Send + 'static,
-{
-    let Some(base) = postgres_url() else { return };
-    let database = format!("ehsm_nodes_{}_{}", std::process::id(), util::rand_u64());
-    let mut admin = PgConnection::connect(&base)
-        .await
-        .unwrap_or_else(|e| panic!("cannot connect to EHSM_TEST_POSTGRES: {e}"));
-    sqlx::raw_sql(AssertSqlSafe(format!("CREATE DATABASE {database}")))
-        .execute(&mut admin)
-        .await
-        .unwrap();
-    let url = with_database(&base, &database);
-
-    // Run the nodes in a task so that the database is dropped even when the check fails.
-    let outcome = tokio::spawn(check(url)).await;
-    sqlx::raw_sql(AssertSqlSafe(format!(
-        "DROP DATABASE {database} WITH (FORCE)"
-    )))
-    .execute(&mut admin)
-    .await
-    .unwrap();
-    admin.close().await.unwrap();
-    if let Err(e) = outcome {
-        std::panic::resume_unwind(e.into_panic());
     }
 }
 

@@ -5,6 +5,7 @@ use std::collections::BTreeSet;
 use ehsm_store::{AppRecord, CmkRecord, Error, ImportParams, Invalidation, KeyState, ReplayEntry};
 
 use crate::harness::TestDb;
+pub(crate) use crate::job_checks::*;
 pub(crate) use crate::quote_checks::*;
 pub(crate) use crate::secret_checks::*;
 
@@ -827,6 +828,19 @@ pub(crate) async fn invalidations_reach_another_handle(db: TestDb) {
     assert!(s.delete_cmk(&appid, &keyid).await.unwrap());
     expect(&mut rx, &Invalidation::Key(keyid.clone())).await;
     s.insert_cmk(&key(&appid, &keyid)).await.unwrap();
+    let blob = key(&appid, &keyid).blob;
+    assert!(
+        s.replace_cmk_blob(&keyid, &blob, b"rewrapped")
+            .await
+            .unwrap()
+    );
+    expect(&mut rx, &Invalidation::Key(keyid.clone())).await;
+    assert!(
+        s.replace_apikey_blob(&appid, &app(&appid).apikey_blob, b"rewrapped")
+            .await
+            .unwrap()
+    );
+    expect(&mut rx, &Invalidation::App(appid.clone())).await;
     assert_eq!(s.delete_all_cmks(&appid).await.unwrap(), 1);
     expect(&mut rx, &Invalidation::KeysOfApp(appid.clone())).await;
     // A statement that changes nothing announces nothing.

@@ -13,6 +13,7 @@
 
 mod checks;
 mod harness;
+mod job_checks;
 mod quote_checks;
 mod secret_checks;
 
@@ -74,6 +75,13 @@ suite!(
     quote_policy_insert_get_per_app,
     quote_policy_duplicate_and_unknown_app_are_refused,
     invalidations_reach_another_handle,
+    lease_acquire_renew_expire_release,
+    lease_concurrent_acquirers_exactly_one_wins,
+    cmks_after_pages_every_key_once_in_order,
+    apps_after_pages_every_app_once_in_order,
+    replace_cmk_blob_only_from_the_expected_blob,
+    replace_apikey_blob_only_from_the_expected_blob,
+    settings_put_overwrites,
 );
 
 /// Opening errors that need no server: a directory that does not exist, and bad URLs.

@@ -5,6 +5,7 @@
 //! cache: [`crate::pccs::PccsCollateral`].
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use super::RatlsError;
 use crate::dcap::{Collateral, PckPlatform};
@@ -65,6 +66,28 @@ impl CollateralSource for FileCollateral {
             Location::ByFmspc(dir) => dir.join(format!("{}.json", fmspc(quote)?)),
         };
         read(&path)
+    }
+}
+
+/// The collateral source an operator configured: a file (the same collateral for every quote)
+/// or a directory of `<FMSPC>.json` files, or a PCCS; neither is [`NoCollateral`] (only
+/// simulated peers can then pass, where a policy allows them). Both is a mistake.
+pub fn configured(
+    path: Option<&Path>,
+    pccs_url: Option<&str>,
+) -> Result<Arc<dyn CollateralSource>, String> {
+    match (path, pccs_url) {
+        (Some(_), Some(_)) => Err(
+            "the collateral comes from a file or directory (collateral) or from a PCCS \
+             (pccs-url), not both"
+                .to_owned(),
+        ),
+        (Some(path), None) if path.is_dir() => Ok(Arc::new(FileCollateral::directory(path))),
+        (Some(path), None) => Ok(Arc::new(FileCollateral::file(path))),
+        (None, Some(url)) => crate::pccs::PccsCollateral::new(url)
+            .map(|p| Arc::new(p) as Arc<dyn CollateralSource>)
+            .map_err(|e| format!("pccs-url: {e}")),
+        (None, None) => Ok(Arc::new(NoCollateral)),
     }
 }
 

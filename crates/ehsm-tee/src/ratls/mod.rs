@@ -32,7 +32,9 @@ mod tls;
 mod verify;
 
 pub use cert::{VALIDITY, certificate, report_data_for};
-pub use collateral::{CollateralSource, FileCollateral, NoCollateral};
+pub use collateral::{
+    CollateralSource, FileCollateral, NoCollateral, configured as configured_collateral,
+};
 pub use error::RatlsError;
 pub use tls::{TlsVerifier, client_config, refusal, server_config};
 pub use verify::{PeerEvidence, PeerIdentity, Verifier};

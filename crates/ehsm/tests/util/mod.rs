@@ -2,6 +2,7 @@
 //! and helpers to talk to it with the SDK or with raw, hand-signed HTTP requests.
 #![allow(dead_code, unreachable_pub, clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failure report
 
+use std::future::Future;
 use std::io::{BufRead as _, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -13,6 +14,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use ehsm_client::{Client, Credentials};
 use serde_json::{Map, Value, json};
+use sqlx::{AssertSqlSafe, Connection as _, PgConnection};
 
 /// A running `ehsm serve`; stopped with SIGTERM when dropped.
 pub struct Server {
@@ -45,10 +47,40 @@ impl Server {
         extra: &[&str],
         env: &[(&str, &std::ffi::OsStr)],
     ) -> Server {
+        let mut args: Vec<&std::ffi::OsStr> = ["serve", "--listen", "127.0.0.1:0", "--data-dir"]
+            .iter()
+            .map(std::ffi::OsStr::new)
+            .collect();
+        args.push(data_dir.as_os_str());
+        args.extend(extra.iter().map(std::ffi::OsStr::new));
+        let mut s = Self::start_command(&args, env);
+        s.data_dir = data_dir.to_owned();
+        s
+    }
+
+    /// Any role of the binary (`ehsm <args>`), once it logs where it listens: `url` is what
+    /// follows "listening on " (`https://…` without `/ehsm` for `serve`, `HOST:PORT` for a key
+    /// server, `unix:PATH` for a dkeycache).
+    pub fn start_command(args: &[&std::ffi::OsStr], env: &[(&str, &std::ffi::OsStr)]) -> Server {
+        let (mut s, rx) = Self::spawn_command(args, env);
+        match rx.recv_timeout(Duration::from_secs(30)) {
+            Ok(url) => s.url = url,
+            Err(_) => {
+                let _ = s.child.kill();
+                panic!("ehsm {args:?} did not start:\n{}", s.log.lock().unwrap());
+            }
+        }
+        s
+    }
+
+    /// [`Server::start_command`] without waiting: for a process that is expected not to come
+    /// up (its `url` stays empty; its log tells why).
+    pub fn spawn_command(
+        args: &[&std::ffi::OsStr],
+        env: &[(&str, &std::ffi::OsStr)],
+    ) -> (Server, std::sync::mpsc::Receiver<String>) {
         let mut child = Command::new(env!("CARGO_BIN_EXE_ehsm"))
-            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
-            .arg(data_dir)
-            .args(extra)
+            .args(args)
             .envs(env.iter().copied())
             .env("EHSM_LOG", "info")
             .env_remove("EHSM_DATABASE")
@@ -79,20 +111,19 @@ impl Server {
                 }
             }
         });
-        let url = match rx.recv_timeout(Duration::from_secs(30)) {
-            Ok(url) => url,
-            Err(_) => {
-                let _ = child.kill();
-                panic!("ehsm serve did not start:\n{}", log.lock().unwrap());
-            }
-        };
-        Server {
+        let s = Server {
             child,
-            url,
-            data_dir: data_dir.to_owned(),
+            url: String::new(),
+            data_dir: PathBuf::new(),
             _dir: None,
             log,
-        }
+        };
+        (s, rx)
+    }
+
+    /// Whether the process's log holds `text` yet.
+    pub fn logged(&self, text: &str) -> bool {
+        self.log.lock().unwrap().contains(text)
     }
 
     /// An SDK client (not enrolled).
@@ -225,4 +256,72 @@ pub fn rand_u64() -> u64 {
 
 pub fn b64(b: &[u8]) -> String {
     STANDARD.encode(b)
+}
+
+// ---- PostgreSQL for the multi-node tests ----------------------------------------------------
+
+/// The PostgreSQL URL, or `None` (after saying why) when the test is skipped locally.
+pub fn postgres_url() -> Option<String> {
+    if let Ok(url) = std::env::var("EHSM_TEST_POSTGRES")
+        && !url.trim().is_empty()
+    {
+        return Some(url);
+    }
+    let in_ci = std::env::var("CI").is_ok_and(|v| !matches!(v.as_str(), "" | "0" | "false"));
+    assert!(
+        !in_ci,
+        "CI is set but EHSM_TEST_POSTGRES is not: the multi-node tests must not be skipped in CI"
+    );
+    eprintln!("SKIPPED: EHSM_TEST_POSTGRES is not set (a PostgreSQL URL)");
+    None
+}
+
+/// `base` with its database replaced by `database`.
+pub fn with_database(base: &str, database: &str) -> String {
+    let (url, query) = match base.split_once('?') {
+        Some((url, query)) => (url, Some(query)),
+        None => (base, None),
+    };
+    let scheme_end = url.find("://").unwrap() + 3;
+    let host_end = url[scheme_end..]
+        .find('/')
+        .map_or(url.len(), |i| scheme_end + i);
+    let mut out = format!("{}/{database}", &url[..host_end]);
+    if let Some(q) = query {
+        out.push('?');
+        out.push_str(q);
+    }
+    out
+}
+
+/// Runs `check` with the URL of a fresh database (dropped afterwards, also when the check
+/// fails); skips it without `EHSM_TEST_POSTGRES`.
+pub async fn on_fresh_database<F, Fut>(check: F)
+where
+    F: FnOnce(String) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let Some(base) = postgres_url() else { return };
+    let database = format!("ehsm_nodes_{}_{}", std::process::id(), rand_u64());
+    let mut admin = PgConnection::connect(&base)
+        .await
+        .unwrap_or_else(|e| panic!("cannot connect to EHSM_TEST_POSTGRES: {e}"));
+    sqlx::raw_sql(AssertSqlSafe(format!("CREATE DATABASE {database}")))
+        .execute(&mut admin)
+        .await
+        .unwrap();
+    let url = with_database(&base, &database);
+
+    // Run the nodes in a task so that the database is dropped even when the check fails.
+    let outcome = tokio::spawn(check(url)).await;
+    sqlx::raw_sql(AssertSqlSafe(format!(
+        "DROP DATABASE {database} WITH (FORCE)"
+    )))
+    .execute(&mut admin)
+    .await
+    .unwrap();
+    admin.close().await.unwrap();
+    if let Err(e) = outcome {
+        std::panic::resume_unwind(e.into_panic());
+    }
 }
