@@ -159,6 +159,19 @@ impl ReplayCache {
         out
     }
 
+    /// Puts back entries that [`Self::take_pending`] gave out but the store did not take (the
+    /// database was down), so that the next flush writes them: otherwise a request accepted
+    /// during an outage could be replayed to another node, or here after a restart. Entries
+    /// older than the window are dropped: they no longer matter.
+    pub(crate) fn return_pending(&self, entries: Vec<ReplayEntry>, now_ms: i64) {
+        let mut shard = lock(&self.shards[0]);
+        shard.pending.extend(
+            entries
+                .into_iter()
+                .filter(|e| now_ms.saturating_sub(e.seen_at) < KEEP_MS),
+        );
+    }
+
     /// Forgets entries older than the window.
     pub(crate) fn prune(&self, now_ms: i64) {
         let now = seconds(now_ms);
@@ -258,6 +271,15 @@ mod tests {
         );
         assert_eq!(c.take_pending().len(), 5);
         assert!(c.take_pending().is_empty());
+        // A flush that failed gives its entries back; those past the window are dropped.
+        c.check_and_record("a", "1700000000001", "late", 100 + KEEP_MS);
+        let mut batch = c.take_pending();
+        batch.push(ReplayEntry {
+            fingerprint: [9; 16],
+            seen_at: 100,
+        });
+        c.return_pending(batch, 100 + KEEP_MS);
+        assert_eq!(c.take_pending().len(), 1);
     }
 
     #[test]

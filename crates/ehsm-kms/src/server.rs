@@ -626,8 +626,10 @@ async fn flush_replay(state: &AppState) {
         return;
     }
     if let Err(e) = state.store.insert_replay_entries(&batch).await {
-        // Keep serving: the in-memory cache still refuses replays on this node.
-        tracing::error!(error = %e, entries = batch.len(), "writing replay entries failed");
+        // Keep serving (the in-memory cache still refuses replays on this node) and write the
+        // entries with the next flush.
+        tracing::error!(error = %e, entries = batch.len(), "writing replay entries failed; will retry");
+        state.replay.return_pending(batch, now_ms());
     }
 }
 
@@ -682,9 +684,23 @@ fn create_data_dir(dir: &Path) -> anyhow::Result<()> {
 
 /// A database URL without its password, for logs.
 fn redact(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
+    let url = match (url.find("://"), url.rfind('@')) {
         (Some(s), Some(at)) if at > s => format!("{}://***@{}", &url[..s], &url[at + 1..]),
         _ => url.to_owned(),
+    };
+    // A password may also come as a query parameter (`?password=…`).
+    match url.split_once('?') {
+        Some((base, query)) => {
+            let params: Vec<String> = query
+                .split('&')
+                .map(|p| match p.split_once('=') {
+                    Some((k, _)) if k.eq_ignore_ascii_case("password") => format!("{k}=***"),
+                    _ => p.to_owned(),
+                })
+                .collect();
+            format!("{base}?{}", params.join("&"))
+        }
+        None => url,
     }
 }
 
@@ -693,6 +709,26 @@ mod tests {
     #![allow(clippy::unwrap_used)]
 
     use super::*;
+
+    #[test]
+    fn database_urls_are_logged_without_passwords() {
+        for (url, shown) in [
+            (
+                "postgres://ehsm:s3cret@db:5432/ehsm",
+                "postgres://***@db:5432/ehsm",
+            ),
+            (
+                "postgres://db/ehsm?user=ehsm&password=s3cret&sslmode=disable",
+                "postgres://db/ehsm?user=ehsm&password=***&sslmode=disable",
+            ),
+            (
+                "sqlite:///var/lib/ehsm/ehsm.db",
+                "sqlite:///var/lib/ehsm/ehsm.db",
+            ),
+        ] {
+            assert_eq!(redact(url), shown);
+        }
+    }
 
     /// A directory with the files of Gramine's `/dev/attestation`, holding a structurally valid
     /// SGX quote v3 (header, zero report body, empty signature data): opening only reads it.

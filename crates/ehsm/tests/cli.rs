@@ -831,22 +831,35 @@ fn bench_runs_every_action_and_cleans_up() {
         "bench deletes the keys it created"
     );
 
-    // Without credentials it enrolls its own app.
-    let out = cli.run_with(
-        cli.cmd(&[
-            "bench",
-            "--connections",
-            "2",
-            "--duration",
-            "300ms",
-            "--warmup",
-            "0s",
-            "--action",
-            "get-version",
-        ]),
+    // Without credentials it enrolls its own app, and only then may it create keys.
+    let own = [
+        "bench",
+        "--connections",
+        "2",
+        "--duration",
+        "300ms",
+        "--warmup",
+        "0s",
+        "--action",
+        "get-version",
+        "--action",
+        "create-key",
+    ];
+    let out = cli.run_with(cli.cmd(&own), b"");
+    assert_success(&out, &own);
+    let report = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        report.lines().any(|l| l.starts_with("create-key")),
+        "{report}"
+    );
+    let with_credentials = cli.run_with(
+        cli.cmd(&["bench", "--action", "create-key"])
+            .env("EHSM_APPID", &appid)
+            .env("EHSM_APIKEY", &apikey),
         b"",
     );
-    assert_success(&out, &["bench"]);
+    assert_eq!(with_credentials.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&with_credentials.stderr).contains("app of its own"));
     assert_eq!(
         cli.run(&["bench", "--duration", "2h", "--action", "encrypt"])
             .status

@@ -4,7 +4,8 @@
 //! - **Set-up.** It enrolls an app of its own (or uses the credentials given by flags or
 //!   `EHSM_*` variables, never the profile's) and creates the keys the actions need: one
 //!   AES-GCM-256 key (encrypt, decrypt, generate-data-key), one EC P-256 and one RSA-3072 signing
-//!   key. Keys it created are deleted at the end.
+//!   key. Keys it created are deleted at the end (for `create-key`, which makes a key per
+//!   request, with DeleteAllKey: it runs only on an app of its own).
 //!   The set-up goes through the SDK; the measured requests do not (next point).
 //! - **Workers.** `--connections` workers each own one keep-alive HTTP/1.1 connection: hyper's
 //!   bare client connection over TCP (`TCP_NODELAY`), or over rustls for `https://` with the
@@ -123,6 +124,9 @@ pub(crate) enum Action {
     SignRsa3072,
     /// GenerateDataKey of 32 bytes under AES-GCM-256
     GenerateDataKey,
+    /// CreateKey of an AES-GCM-256 key: a database write per request. Only with an app of
+    /// bench's own (no --appid/--apikey), whose keys are all deleted at the end
+    CreateKey,
 }
 
 impl Action {
@@ -134,6 +138,7 @@ impl Action {
             Action::SignEcP256 => "sign-ec-p256",
             Action::SignRsa3072 => "sign-rsa-3072",
             Action::GenerateDataKey => "generate-data-key",
+            Action::CreateKey => "create-key",
         }
     }
 
@@ -145,6 +150,7 @@ impl Action {
             Action::Decrypt => WireAction::Decrypt,
             Action::SignEcP256 | Action::SignRsa3072 => WireAction::Sign,
             Action::GenerateDataKey => WireAction::GenerateDataKey,
+            Action::CreateKey => WireAction::CreateKey,
         }
     }
 }
@@ -272,6 +278,14 @@ impl Outcome {
 pub(crate) async fn run(s: &Session, args: &Args) -> CmdResult {
     let mut actions = args.actions.clone();
     actions.dedup();
+    let creates_keys = actions.contains(&Action::CreateKey);
+    if creates_keys && s.credentials.is_some() {
+        return Err(Failure::Local(anyhow!(
+            "create-key makes a key per request and deletes them at the end with DeleteAllKey, \
+             which would delete every key of the app: run it without --appid and --apikey, so \
+             that bench enrolls an app of its own"
+        )));
+    }
     let credentials = match &s.credentials {
         Some(c) => c.clone(),
         None => match &args.token {
@@ -290,6 +304,13 @@ pub(crate) async fn run(s: &Session, args: &Args) -> CmdResult {
         Ok(work) => measure_all(s, args, &setup, work).await,
         Err(e) => Err(e),
     };
+    if creates_keys {
+        // bench's own app (checked above): every key it holds is bench's.
+        if let Err(e) = setup.delete_all_keys().await {
+            eprintln!("ehsm: warning: could not delete the keys bench created: {e}");
+        }
+        return result;
+    }
     for keyid in keys.created() {
         if let Err(e) = setup.delete_key(&keyid).await {
             eprintln!("ehsm: warning: could not delete the bench key {keyid}: {e}");
@@ -451,6 +472,11 @@ async fn payload(
         Action::GenerateDataKey => json!({
             "keyid": Keys::get(&mut keys.aes, c, aes, ed).await?,
             "keylen": DATA_KEY_LEN,
+        }),
+        Action::CreateKey => json!({
+            "keyspec": aes.as_str(),
+            "origin": Origin::Internal.as_str(),
+            "keyusage": ed.as_str(),
         }),
     };
     Ok(Some(payload))

@@ -312,8 +312,12 @@ where
         .unwrap();
     let url = with_database(&base, &database);
 
-    // Run the nodes in a task so that the database is dropped even when the check fails.
+    admin.close().await.unwrap();
+
+    // Run the nodes in a task so that the database is dropped even when the check fails. A new
+    // connection drops it: the check may have restarted PostgreSQL.
     let outcome = tokio::spawn(check(url)).await;
+    let mut admin = PgConnection::connect(&base).await.unwrap();
     sqlx::raw_sql(AssertSqlSafe(format!(
         "DROP DATABASE {database} WITH (FORCE)"
     )))
