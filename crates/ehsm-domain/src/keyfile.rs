@@ -127,6 +127,19 @@ impl KeyFile {
         Ok(keys)
     }
 
+    /// Installs recovered domain keys (from backup shares) as this data directory's, or fails
+    /// if it has a domain: a recovery never replaces one.
+    pub fn install(&self, keys: &DomainKeySet) -> anyhow::Result<()> {
+        if !files::publish_new(&self.path(), &keys.seal(&self.sealing_key)?)? {
+            bail!(
+                "{} already exists: refusing to replace a domain. Recover into a new, empty data \
+                 directory",
+                self.path().display()
+            );
+        }
+        Ok(())
+    }
+
     /// Seals `keys` over the file (a worker keeping what its upstream gave it), if they are the
     /// first or a newer set of the same domain; refuses another domain's keys.
     pub fn save(&self, keys: &DomainKeySet) -> anyhow::Result<()> {
@@ -204,6 +217,10 @@ mod tests {
 
         let created = file.create().unwrap();
         assert!(file.create().is_err(), "a second domain over the first");
+        assert!(
+            file.install(&DomainKeySet::generate().unwrap()).is_err(),
+            "a recovery over it"
+        );
         let rotated = file.rotate().unwrap();
         assert_eq!(rotated.versions().collect::<Vec<_>>(), vec![1, 2]);
         assert!(rotated.extends(&created));
@@ -217,6 +234,22 @@ mod tests {
             file.load_existing().unwrap().fingerprint(),
             rotated.fingerprint()
         );
+    }
+
+    #[test]
+    fn recovered_keys_are_installed_once_and_open_after() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = SimPlatform::open(dir.path()).unwrap();
+        let file = KeyFile::open(dir.path(), &Custody::Platform, &p, true).unwrap();
+        let recovered = DomainKeySet::generate().unwrap();
+        file.install(&recovered).unwrap();
+        assert_eq!(
+            file.load_existing().unwrap().fingerprint(),
+            recovered.fingerprint()
+        );
+        let before = std::fs::read(dir.path().join(SEALED_FILE)).unwrap();
+        assert!(file.install(&DomainKeySet::generate().unwrap()).is_err());
+        assert_eq!(std::fs::read(dir.path().join(SEALED_FILE)).unwrap(), before);
     }
 
     #[test]

@@ -198,8 +198,8 @@ async fn rewrap_if_rotated(state: &AppState, lease: &Lease<'_>) -> u64 {
         return 0;
     }
     let mut pass = Pass::default();
-    let complete = rewrap_cmks(state, lease, current, &mut pass).await
-        && rewrap_api_keys(state, lease, current, &mut pass).await;
+    let complete = rewrap_all(state, lease, current, Kind::Cmk, &mut pass).await
+        && rewrap_all(state, lease, current, Kind::ApiKey, &mut pass).await;
     pass.complete = complete;
     if pass.rewrapped > 0 || pass.failed > 0 {
         tracing::info!(
@@ -260,131 +260,148 @@ async fn keep_lease(state: &AppState, lease: &Lease<'_>) -> bool {
     }
 }
 
-/// One pass over every CMK; `false` if it could not finish.
-async fn rewrap_cmks(state: &AppState, lease: &Lease<'_>, current: u32, pass: &mut Pass) -> bool {
+/// The two kinds of stored blob a domain key wraps.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    /// CMK material (the keys table).
+    Cmk,
+    /// An app's API key (the apps table).
+    ApiKey,
+}
+
+impl Kind {
+    fn name(self) -> &'static str {
+        match self {
+            Kind::Cmk => "key",
+            Kind::ApiKey => "API key",
+        }
+    }
+}
+
+/// One stored blob as a pass reads it, with what the core needs to re-wrap it.
+enum Stored {
+    // Boxed: a key record is ten times the size of a bare blob.
+    Cmk(Box<Key>),
+    ApiKey(KeyBlob),
+}
+
+impl Stored {
+    fn blob(&self) -> &KeyBlob {
+        match self {
+            Stored::Cmk(key) => &key.blob,
+            Stored::ApiKey(blob) => blob,
+        }
+    }
+
+    fn rewrap(&self, state: &AppState, id: &str) -> ehsm_core::Result<Option<KeyBlob>> {
+        match self {
+            Stored::Cmk(key) => state.core.rewrap_cmk(&key.context(), &key.blob),
+            Stored::ApiKey(blob) => state.core.rewrap_api_key(id, blob),
+        }
+    }
+}
+
+/// A page of records of `kind` after `after` (by id), as (id, blob or `None` if unreadable).
+async fn page(
+    state: &AppState,
+    kind: Kind,
+    after: &str,
+) -> ehsm_store::Result<Vec<(String, Option<Stored>)>> {
+    Ok(match kind {
+        Kind::Cmk => state
+            .store
+            .cmks_after(after, PAGE)
+            .await?
+            .into_iter()
+            .map(|record| {
+                let keyid = record.keyid.clone();
+                (
+                    keyid,
+                    Key::new(record).ok().map(|k| Stored::Cmk(Box::new(k))),
+                )
+            })
+            .collect(),
+        Kind::ApiKey => state
+            .store
+            .apps_after(after, PAGE)
+            .await?
+            .into_iter()
+            .map(|app| {
+                let blob = KeyBlob::from_vec(app.apikey_blob);
+                (app.appid, Some(Stored::ApiKey(blob)))
+            })
+            .collect(),
+    })
+}
+
+/// One pass over every blob of `kind`; `false` if it could not finish.
+async fn rewrap_all(
+    state: &AppState,
+    lease: &Lease<'_>,
+    current: u32,
+    kind: Kind,
+    pass: &mut Pass,
+) -> bool {
+    let what = kind.name();
     let mut after = String::new();
     loop {
         if !keep_lease(state, lease).await {
             return false;
         }
-        let page = match state.store.cmks_after(&after, PAGE).await {
+        let page = match page(state, kind, &after).await {
             Ok(page) => page,
             Err(e) => {
-                tracing::warn!(error = %e, "the re-wrap job could not read the keys");
+                tracing::warn!(error = %e, "the re-wrap job could not read the {what}s");
                 return false;
             }
         };
-        let Some(last) = page.last() else {
+        let Some((last, _)) = page.last() else {
             return true;
         };
-        after.clone_from(&last.keyid);
-        for record in page {
-            let keyid = record.keyid.clone();
-            let key = match Key::new(record) {
-                Ok(key) => key,
-                Err(_) => {
-                    tracing::warn!(%keyid, "re-wrap: the key record is unreadable; skipped");
-                    pass.failed += 1;
-                    continue;
-                }
+        after.clone_from(last);
+        for (id, stored) in page {
+            let Some(stored) = stored else {
+                tracing::warn!(%id, "re-wrap: the {what} record is unreadable; skipped");
+                pass.failed += 1;
+                continue;
             };
-            match due(&key.blob, current) {
+            match due(stored.blob(), current) {
                 Due::Current => continue,
                 Due::Older => {}
                 Due::Unknown => {
-                    tracing::warn!(%keyid, "re-wrap: the key blob is not under a domain key this node holds; skipped");
+                    tracing::warn!(%id, "re-wrap: the {what} blob is not under a domain key this node holds; skipped");
                     pass.failed += 1;
                     continue;
                 }
             }
-            let new = match state.core.rewrap_cmk(&key.context(), &key.blob) {
+            let new = match stored.rewrap(state, &id) {
                 Ok(Some(new)) => new,
                 Ok(None) => continue,
                 Err(e) => {
-                    tracing::warn!(%keyid, error = %e, "re-wrap: the core could not re-wrap the key; skipped");
+                    tracing::warn!(%id, error = %e, "re-wrap: the core could not re-wrap the {what}; skipped");
                     pass.failed += 1;
                     continue;
                 }
             };
-            match state
-                .store
-                .replace_cmk_blob(&keyid, key.blob.as_bytes(), new.as_bytes())
-                .await
-            {
+            let (old, new) = (stored.blob().as_bytes(), new.as_bytes());
+            let replaced = match kind {
+                Kind::Cmk => state.store.replace_cmk_blob(&id, old, new).await,
+                Kind::ApiKey => state.store.replace_apikey_blob(&id, old, new).await,
+            };
+            match replaced {
                 Ok(true) => {
                     pass.rewrapped += 1;
                     // On PostgreSQL the store's notification does this too; on SQLite nothing
                     // else would.
-                    state.keys.forget(&keyid);
+                    match kind {
+                        Kind::Cmk => state.keys.forget(&id),
+                        Kind::ApiKey => state.apps.forget(&id),
+                    }
                 }
                 // Changed (or deleted) since it was read: its new state is the next pass's.
                 Ok(false) => pass.lost += 1,
                 Err(e) => {
-                    tracing::warn!(error = %e, "the re-wrap job could not write a key");
-                    return false;
-                }
-            }
-        }
-        tokio::task::yield_now().await;
-    }
-}
-
-/// One pass over every app's API-key blob; `false` if it could not finish.
-async fn rewrap_api_keys(
-    state: &AppState,
-    lease: &Lease<'_>,
-    current: u32,
-    pass: &mut Pass,
-) -> bool {
-    let mut after = String::new();
-    loop {
-        if !keep_lease(state, lease).await {
-            return false;
-        }
-        let page = match state.store.apps_after(&after, PAGE).await {
-            Ok(page) => page,
-            Err(e) => {
-                tracing::warn!(error = %e, "the re-wrap job could not read the apps");
-                return false;
-            }
-        };
-        let Some(last) = page.last() else {
-            return true;
-        };
-        after.clone_from(&last.appid);
-        for app in page {
-            let blob = KeyBlob::from_vec(app.apikey_blob);
-            let appid = app.appid;
-            match due(&blob, current) {
-                Due::Current => continue,
-                Due::Older => {}
-                Due::Unknown => {
-                    tracing::warn!(%appid, "re-wrap: the API-key blob is not under a domain key this node holds; skipped");
-                    pass.failed += 1;
-                    continue;
-                }
-            }
-            let new = match state.core.rewrap_api_key(&appid, &blob) {
-                Ok(Some(new)) => new,
-                Ok(None) => continue,
-                Err(e) => {
-                    tracing::warn!(%appid, error = %e, "re-wrap: the core could not re-wrap the API key; skipped");
-                    pass.failed += 1;
-                    continue;
-                }
-            };
-            match state
-                .store
-                .replace_apikey_blob(&appid, blob.as_bytes(), new.as_bytes())
-                .await
-            {
-                Ok(true) => {
-                    pass.rewrapped += 1;
-                    state.apps.forget(&appid);
-                }
-                Ok(false) => pass.lost += 1,
-                Err(e) => {
-                    tracing::warn!(error = %e, "the re-wrap job could not write an API key");
+                    tracing::warn!(error = %e, "the re-wrap job could not write a {what}");
                     return false;
                 }
             }

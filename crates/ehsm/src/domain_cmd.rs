@@ -1,4 +1,4 @@
-//! `ehsm domain`: backup and recovery of a standalone node's domain keys.
+//! `ehsm domain` (and `ehsm dkeyserver backup|recover`): backup and recovery of a data directory's domain keys, in the platform's or an HSM's custody.
 //!
 //! `backup` splits the node's domain keys into N shares, any M of which recover them, each
 //! encrypted (inside the core) to one custodian's RSA public key, and writes one file per share.
@@ -13,7 +13,8 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context as _;
-use ehsm_domain::backup::{self, CustodianKey, EncryptedShare, decrypt_share};
+use ehsm_domain::backup::{CustodianKey, EncryptedShare, decrypt_share};
+use ehsm_domain::keyfile::{Custody, KeyFile};
 use ehsm_kms::server;
 
 use crate::cli::output;
@@ -61,9 +62,23 @@ struct PlatformArgs {
     /// Where the TEE's attestation interface is (tests).
     #[arg(long, env = "EHSM_ATTESTATION_ROOT", hide = true)]
     attestation_root: Option<PathBuf>,
+    /// The domain keys are in the custody of a PKCS#11 HSM: its URI, as 'ehsm dkeyserver --hsm'
+    /// takes it ('pkcs11:token=LABEL;object=KEY-LABEL?module-path=...&pin-source=file:...').
+    #[arg(long, env = "EHSM_HSM", value_name = "pkcs11:URI")]
+    hsm: Option<String>,
 }
 
 impl PlatformArgs {
+    /// The data directory's domain keys, in the platform's or the HSM's custody; `create` lets
+    /// a recovery make an HSM seed for a new data directory.
+    fn key_file(&self, create: bool) -> anyhow::Result<KeyFile> {
+        let custody = match &self.hsm {
+            None => Custody::Platform,
+            Some(uri) => Custody::Hsm(ehsm_domain::hsm::HsmConfig::from_uri(uri).context("hsm")?),
+        };
+        KeyFile::open(&self.data_dir, &custody, &*self.open()?, create)
+    }
+
     fn open(&self) -> anyhow::Result<Box<dyn ehsm_tee::Platform>> {
         let root = self.attestation_root.clone();
         let tee = match self.tee {
@@ -141,8 +156,7 @@ fn run_backup(args: &BackupArgs) -> anyhow::Result<()> {
                 .with_context(|| format!("custodian key {}", path.display()))
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
-    let platform = args.platform.open()?;
-    let dks = backup::open_existing(data_dir, &*platform)?;
+    let dks = args.platform.key_file(false)?.load_existing()?;
     let shares = dks
         .split_to_custodians(args.threshold, &custodians)
         .context("cannot split the domain keys")?;
@@ -230,8 +244,7 @@ fn run_recover(args: &RecoverArgs) -> anyhow::Result<()> {
         .mode(0o700)
         .create(data_dir)
         .with_context(|| format!("cannot create {}", data_dir.display()))?;
-    let platform = args.platform.open()?;
-    backup::install_recovered(data_dir, &*platform, &dks)?;
+    args.platform.key_file(true)?.install(&dks)?;
     output::line(format_args!("fingerprint: {}", dks.fingerprint()))?;
     output::line(format_args!(
         "recovered the domain keys into {} ({} of {total} shares)",

@@ -49,8 +49,9 @@ enum Command {
     /// Attestation tools that need no server: verify a DCAP quote against its collateral and a
     /// key-release policy.
     Attest(attest::Args),
-    /// Domain-key backup and recovery for a standalone node: split the domain keys into shares
-    /// encrypted to custodians, and recover them from any threshold of those shares.
+    /// Domain-key backup and recovery of a data directory (a standalone node's; with --hsm, in an
+    /// HSM's custody): split the domain keys into shares encrypted to custodians, and recover
+    /// them from any threshold of those shares.
     Domain(domain_cmd::Args),
     /// The key server of a domain: holds the domain keys (sealed, or in an HSM's custody) and
     /// hands them over mutual RA-TLS to the dkeycaches (and workers) its policy accepts.

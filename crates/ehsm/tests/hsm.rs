@@ -202,5 +202,80 @@ fn an_hsm_backed_root_keeps_its_domain_and_needs_its_token() {
         "{}",
         last.log.lock().unwrap()
     );
+    let rotated_fingerprint = fingerprint(&last);
     assert!(last.stop().success());
+
+    // Backup of the HSM-held keys to two custodians (either recovers), and recovery into a new
+    // root in the token's custody: the same domain, both versions.
+    let custodians: Vec<_> = (1..=2)
+        .map(|i| {
+            let key =
+                openssl::pkey::PKey::from_rsa(openssl::rsa::Rsa::generate(3072).unwrap()).unwrap();
+            let public = dir.path().join(format!("custodian-{i}.pub.pem"));
+            let private = dir.path().join(format!("custodian-{i}.key.pem"));
+            std::fs::write(&public, key.public_key_to_pem().unwrap()).unwrap();
+            std::fs::write(&private, key.private_key_to_pem_pkcs8().unwrap()).unwrap();
+            (public, private)
+        })
+        .collect();
+    let shares = dir.path().join("shares");
+    let backup = Command::new(env!("CARGO_BIN_EXE_ehsm"))
+        .args([
+            "dkeyserver",
+            "backup",
+            "--tee",
+            "sim",
+            "--threshold",
+            "1",
+            "--hsm",
+            &uri("T"),
+        ])
+        .arg("--data-dir")
+        .arg(&data)
+        .args(
+            custodians
+                .iter()
+                .flat_map(|(public, _)| ["--custodian".as_ref(), public.as_os_str()]),
+        )
+        .arg("--out")
+        .arg(&shares)
+        .envs(env)
+        .output()
+        .unwrap();
+    assert!(backup.status.success(), "{backup:?}");
+    let recovered = dir.path().join("recovered");
+    let share = format!(
+        "{}:{}",
+        shares.join("share-2-of-2.ehsm-share").display(),
+        custodians[1].1.display()
+    );
+    let recover = Command::new(env!("CARGO_BIN_EXE_ehsm"))
+        .args([
+            "dkeyserver",
+            "recover",
+            "--tee",
+            "sim",
+            "--hsm",
+            &uri("T"),
+            "--share",
+            &share,
+        ])
+        .arg("--data-dir")
+        .arg(&recovered)
+        .envs(env)
+        .output()
+        .unwrap();
+    assert!(recover.status.success(), "{recover:?}");
+    assert!(recovered.join("domain-keys.hsm-wrapped-seed").exists());
+    let mut args = root("T", &[]);
+    let at = args.iter().position(|a| a == "--data-dir").unwrap();
+    args[at + 1] = recovered.clone().into();
+    let restored = start(&args);
+    assert_eq!(fingerprint(&restored), rotated_fingerprint);
+    assert!(
+        restored.logged("versions [1, 2]"),
+        "{}",
+        restored.log.lock().unwrap()
+    );
+    assert!(restored.stop().success());
 }
