@@ -126,3 +126,68 @@ async fn accepted_then_refused(
     let (_, replayed) = post(&second.url, "ListKey", &body).await;
     assert_code(&replayed, 400, "Timestamp can't be repeated in 20 minutes");
 }
+
+/// `sslmode` in the database URL is honoured: with `require` every connection of the node is
+/// TLS (PostgreSQL's own view, `pg_stat_ssl`); with `verify-full` against a server whose
+/// certificate no trusted CA signed (Debian's snakeoil certificate here) the node refuses to
+/// start rather than talk to an unverified server.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn database_connections_use_tls_when_the_url_asks() {
+    on_fresh_database(|url| async move {
+        use sqlx::{Connection as _, PgConnection};
+        let mut admin = PgConnection::connect(&url).await.unwrap();
+        let (server_tls,): (String,) = sqlx::query_as("SHOW ssl")
+            .fetch_one(&mut admin)
+            .await
+            .unwrap();
+        if server_tls != "on" {
+            eprintln!("nodes: TLS part SKIPPED: the PostgreSQL server has ssl = off");
+            return;
+        }
+        let with = |mode: &str| {
+            let sep = if url.contains('?') { '&' } else { '?' };
+            format!("{url}{sep}sslmode={mode}")
+        };
+        let node = Server::start(&["--tee", "sim", "--database", &with("require")]);
+        let (client, _) = node.enrolled().await;
+        client
+            .create_key(
+                KeySpec::AesGcm256,
+                Origin::Internal,
+                KeyUsage::EncryptDecrypt,
+            )
+            .await
+            .unwrap();
+        let tls: Vec<(bool,)> = sqlx::query_as(
+            "SELECT s.ssl FROM pg_stat_ssl s JOIN pg_stat_activity a USING (pid) \
+             WHERE a.datname = current_database() AND a.pid <> pg_backend_pid()",
+        )
+        .fetch_all(&mut admin)
+        .await
+        .unwrap();
+        assert!(!tls.is_empty(), "the node holds no connection");
+        assert!(tls.iter().all(|(ssl,)| *ssl), "{tls:?}");
+        drop(client);
+        assert_eq!(node.stop().code(), Some(0));
+
+        let dir = tempfile::tempdir().unwrap();
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_ehsm"))
+            .args([
+                "serve",
+                "--tee",
+                "sim",
+                "--listen",
+                "127.0.0.1:0",
+                "--data-dir",
+            ])
+            .arg(dir.path())
+            .args(["--database", &with("verify-full")])
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{stderr}");
+        assert!(stderr.contains("opening the database"), "{stderr}");
+        admin.close().await.unwrap();
+    })
+    .await;
+}
