@@ -15,3 +15,19 @@ cargo nextest run --workspace --no-fail-fast "$@"
 
 python3 -m pip install --quiet --disable-pip-version-check -r tests/python/requirements.txt
 EHSM_BIN="${CARGO_TARGET_DIR:-target}/debug/ehsm" python3 -m pytest -q tests/python
+
+# The end-to-end tests again, with every server on PostgreSQL instead of SQLite (the store's own
+# tests and the multi-node tests already ran on both, or on PostgreSQL, above).
+if [ -n "${EHSM_TEST_POSTGRES:-}" ]; then
+  drop_e2e_databases() {
+    psql -Atq "$EHSM_TEST_POSTGRES" -c "SELECT datname FROM pg_database WHERE datname LIKE 'ehsm\_e2e\_%'" |
+      while read -r db; do psql -q "$EHSM_TEST_POSTGRES" -c "DROP DATABASE \"$db\" WITH (FORCE)"; done
+  }
+  trap drop_e2e_databases EXIT
+  drop_e2e_databases
+  echo "== end-to-end tests on PostgreSQL"
+  EHSM_TEST_BACKEND=postgres cargo nextest run -p ehsm --no-fail-fast "$@" \
+    -E 'not binary(nodes) and not binary(domain) and not binary(pg_restart)'
+  EHSM_TEST_BACKEND=postgres EHSM_BIN="${CARGO_TARGET_DIR:-target}/debug/ehsm" \
+    python3 -m pytest -q tests/python
+fi

@@ -19,6 +19,17 @@ def _binary():
     return os.path.join(target, "debug", "ehsm")
 
 
+def _database_args(data):
+    """With EHSM_TEST_BACKEND=postgres, a fresh PostgreSQL database for this server (named after
+    its data directory, dropped by scripts/test.sh afterwards); otherwise SQLite, the default."""
+    if os.environ.get("EHSM_TEST_BACKEND") != "postgres":
+        return []
+    base = os.environ["EHSM_TEST_POSTGRES"]
+    name = "ehsm_e2e_py_" + re.sub(r"[^a-z0-9]", "_", os.path.basename(data).lower())
+    subprocess.run(["psql", "-q", base, "-c", f"CREATE DATABASE {name}"], check=True)
+    return ["--database", base.rsplit("/", 1)[0] + "/" + name]
+
+
 def start_server(*extra_args):
     """A real `ehsm serve` on a free port and a fresh data directory, with `extra_args`.
 
@@ -31,7 +42,8 @@ def start_server(*extra_args):
         pytest.skip(f"ehsm binary not found at {binary}; run `cargo build -p ehsm` first")
     data = tempfile.mkdtemp(prefix="ehsm-py-")
     proc = subprocess.Popen(
-        [binary, "serve", "--listen", "127.0.0.1:0", "--data-dir", data, *extra_args],
+        [binary, "serve", "--listen", "127.0.0.1:0", "--data-dir", data, *extra_args,
+         *_database_args(data)],
         stderr=subprocess.PIPE,
         text=True,
     )

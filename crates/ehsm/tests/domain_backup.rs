@@ -235,8 +235,14 @@ async fn backup_three_of_five_and_recover_into_a_new_node() {
         sealed
     );
 
-    // The new node serves the old keys to the old credentials.
-    let server = Server::start_in(&new_dir, &["--tee", "sim"]);
+    // The new node serves the old keys to the old credentials (its database is the old node's:
+    // the copied SQLite file, or with EHSM_TEST_BACKEND=postgres the old node's database).
+    let old_database = util::e2e_database(&old_dir, &[]);
+    let mut args = vec!["--tee", "sim"];
+    if let Some(url) = &old_database {
+        args.extend(["--database", url.as_str()]);
+    }
+    let server = Server::start_in(&new_dir, &args);
     let client = server.client().with_credentials(creds);
     let plaintext = client.decrypt(&keyid, &ciphertext, None).await.unwrap();
     assert_eq!(plaintext, b"kept across a recovery");

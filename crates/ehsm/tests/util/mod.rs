@@ -53,6 +53,13 @@ impl Server {
             .collect();
         args.push(data_dir.as_os_str());
         args.extend(extra.iter().map(std::ffi::OsStr::new));
+        let database = e2e_database(data_dir, extra);
+        if let Some(url) = &database {
+            args.extend([
+                std::ffi::OsStr::new("--database"),
+                std::ffi::OsStr::new(url),
+            ]);
+        }
         let mut s = Self::start_command(&args, env);
         s.data_dir = data_dir.to_owned();
         s
@@ -256,6 +263,32 @@ pub fn rand_u64() -> u64 {
 
 pub fn b64(b: &[u8]) -> String {
     STANDARD.encode(b)
+}
+
+/// With `EHSM_TEST_BACKEND=postgres`, the end-to-end tests run their servers on PostgreSQL
+/// (`EHSM_TEST_POSTGRES`) instead of SQLite: each data directory gets its own database, named
+/// after it, so that a server restarted on the same directory finds its records again. Tests that
+/// choose their database themselves keep it. `scripts/test.sh` drops these databases afterwards.
+pub fn e2e_database(data_dir: &Path, extra: &[&str]) -> Option<String> {
+    if std::env::var("EHSM_TEST_BACKEND").ok()? != "postgres" || extra.contains(&"--database") {
+        return None;
+    }
+    let base = postgres_url()?;
+    let digest = aws_lc_rs::digest::digest(
+        &aws_lc_rs::digest::SHA256,
+        data_dir.as_os_str().as_encoded_bytes(),
+    );
+    let name = format!("ehsm_e2e_{}", &hex_lower(digest.as_ref())[..20]);
+    // Created on first use; a restart finds it ("already exists" is fine).
+    let _ = Command::new("psql")
+        .args(["-q", &base, "-c", &format!("CREATE DATABASE {name}")])
+        .stderr(Stdio::null())
+        .status();
+    Some(with_database(&base, &name))
+}
+
+fn hex_lower(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 // ---- PostgreSQL for the multi-node tests ----------------------------------------------------
