@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context as _;
+use ehsm_domain::DomainKeySet;
 use ehsm_domain::backup::{CustodianKey, EncryptedShare, decrypt_share};
 use ehsm_domain::keyfile::{Custody, KeyFile};
 use ehsm_kms::server;
@@ -33,9 +34,10 @@ pub(crate) enum Command {
     /// or more) and written to --out as share-<i>-of-<n>.ehsm-share (mode 0600). Refuses a data
     /// directory that has no domain yet.
     Backup(BackupArgs),
-    /// Rebuild the domain keys from shares and seal them into a new data directory, so that
-    /// 'ehsm serve' on it serves the old keys (copy the database, ehsm.db, there too). Refuses a
-    /// data directory that already has a domain.
+    /// Rebuild the domain keys from shares (or take them from a running key server of the
+    /// domain, --from) and seal them into a new data directory, so that 'ehsm serve' or
+    /// 'ehsm dkeyserver' on it serves the old keys (for a standalone node, copy the database,
+    /// ehsm.db, there too). Refuses a data directory that already has a domain.
     Recover(RecoverArgs),
 }
 
@@ -111,9 +113,28 @@ pub(crate) struct RecoverArgs {
     #[command(flatten)]
     platform: PlatformArgs,
     /// A share file and the private key (PEM, unencrypted PKCS#8 or PKCS#1) of the custodian it
-    /// is encrypted to, as SHARE:KEY; at least the backup's threshold of them.
-    #[arg(long = "share", value_name = "SHARE:KEY", required = true)]
+    /// is encrypted to, as SHARE:KEY; at least the backup's threshold of them. Or --from.
+    #[arg(
+        long = "share",
+        value_name = "SHARE:KEY",
+        required_unless_present = "from"
+    )]
     shares: Vec<String>,
+    /// Instead of shares: take the domain keys from a running key server of the domain (a
+    /// worker, when the root is lost), as HOST:PORT, over RA-TLS. Its evidence must satisfy
+    /// --policy, and its policy must accept this process's.
+    #[arg(
+        long,
+        value_name = "HOST:PORT",
+        conflicts_with = "shares",
+        requires = "policy"
+    )]
+    from: Option<String>,
+    /// The policy (TOML) the key server's RA-TLS evidence must satisfy, with --from.
+    #[arg(long, value_name = "FILE")]
+    policy: Option<PathBuf>,
+    #[command(flatten)]
+    verify: crate::domain_roles::CollateralArgs,
 }
 
 pub(crate) fn run(args: Args) -> ExitCode {
@@ -210,8 +231,29 @@ fn run_recover(args: &RecoverArgs) -> anyhow::Result<()> {
          directory",
         sealed.display()
     );
-    let mut decrypted = Vec::with_capacity(args.shares.len());
-    for pair in &args.shares {
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(data_dir)
+        .with_context(|| format!("cannot create {}", data_dir.display()))?;
+    let (dks, source) = match (&args.from, &args.policy) {
+        (Some(from), Some(policy)) => (fetch_from(args, from, policy)?, from.clone()),
+        _ => from_shares(&args.shares)?,
+    };
+    args.platform.key_file(true)?.install(&dks)?;
+    output::line(format_args!("fingerprint: {}", dks.fingerprint()))?;
+    output::line(format_args!(
+        "recovered the domain keys into {} ({source}; versions {:?})",
+        data_dir.display(),
+        dks.versions().collect::<Vec<_>>()
+    ))?;
+    Ok(())
+}
+
+/// The domain keys rebuilt from shares, and a summary ("3 of 5 shares").
+fn from_shares(shares: &[String]) -> anyhow::Result<(DomainKeySet, String)> {
+    let mut decrypted = Vec::with_capacity(shares.len());
+    for pair in shares {
         let (share_path, key_path) = pair.rsplit_once(':').with_context(|| {
             format!(
                 "--share {pair}: expected SHARE:KEY (a share file and its custodian's private key)"
@@ -239,19 +281,17 @@ fn run_recover(args: &RecoverArgs) -> anyhow::Result<()> {
         decrypted.len()
     );
     let dks = ehsm_domain::backup::recover(&decrypted).context("cannot recover the domain keys")?;
-    fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(data_dir)
-        .with_context(|| format!("cannot create {}", data_dir.display()))?;
-    args.platform.key_file(true)?.install(&dks)?;
-    output::line(format_args!("fingerprint: {}", dks.fingerprint()))?;
-    output::line(format_args!(
-        "recovered the domain keys into {} ({} of {total} shares)",
-        data_dir.display(),
-        decrypted.len()
-    ))?;
-    Ok(())
+    Ok((dks, format!("{} of {total} shares", decrypted.len())))
+}
+
+/// The domain keys as the key server at `from` hands them over RA-TLS.
+fn fetch_from(args: &RecoverArgs, from: &str, policy: &Path) -> anyhow::Result<DomainKeySet> {
+    let endpoint = ehsm_domain::channel::Endpoint::parse(from).context("from")?;
+    let tls = args.verify.tls(args.platform.open()?.into(), policy)?;
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?
+        .block_on(ehsm_domain::channel::fetch(&endpoint, &tls))
 }
 
 /// Writes a new file with mode 0600, refusing to replace one.

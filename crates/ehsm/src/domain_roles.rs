@@ -137,7 +137,7 @@ impl PlatformArgs {
 
 /// Where the collateral of peers' hardware quotes comes from.
 #[derive(clap::Args)]
-struct CollateralArgs {
+pub(crate) struct CollateralArgs {
     /// Intel's collateral for peers' SGX and TDX quotes: a QuoteCollateralV3 JSON file, or a
     /// directory of <FMSPC>.json files, read at each handshake. Or --pccs-url.
     #[arg(long, env = "EHSM_COLLATERAL", value_name = "FILE|DIR")]
@@ -148,7 +148,8 @@ struct CollateralArgs {
 }
 
 impl CollateralArgs {
-    fn tls(
+    /// RA-TLS for `platform`, accepting the peers the policy file `policy` accepts.
+    pub(crate) fn tls(
         &self,
         platform: Arc<dyn ehsm_tee::Platform>,
         policy: &Path,

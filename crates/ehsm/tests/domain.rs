@@ -289,6 +289,40 @@ async fn domain(database: String) {
             b"one domain"
         );
     }
+    // A lost root can be rebuilt from a worker: the keys come over RA-TLS, both versions.
+    let rotated_fingerprint = String::from_utf8_lossy(&rotated.stdout)
+        .split("fingerprint ")
+        .nth(1)
+        .unwrap()
+        .chars()
+        .take(16)
+        .collect::<String>();
+    let recovered = Command::new(env!("CARGO_BIN_EXE_ehsm"))
+        .args([
+            "dkeyserver",
+            "recover",
+            "--tee",
+            "sim",
+            "--from",
+            worker.url.as_str(),
+        ])
+        .arg("--policy")
+        .arg(&policy)
+        .arg("--data-dir")
+        .arg(d.join("new-root"))
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&recovered.stdout);
+    assert!(recovered.status.success(), "{recovered:?}");
+    assert!(
+        out.contains(&format!("fingerprint: {rotated_fingerprint}")),
+        "{out}"
+    );
+    assert!(out.contains("versions [1, 2]"), "{out}");
+    let new_root = key_server(&d.join("new-root"), free, &["--role", "root"], &policy);
+    assert_eq!(root_fingerprint(&new_root), rotated_fingerprint);
+    drop(new_root);
+
     let after = on_c
         .create_key(
             KeySpec::AesGcm256,
