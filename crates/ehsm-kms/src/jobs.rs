@@ -114,9 +114,19 @@ pub(crate) async fn run_due(state: &AppState, holder: &str, now: i64) -> Report 
 /// (every due item stays due).
 pub(crate) async fn run_forever(state: AppState, holder: String) {
     let mut tick = tokio::time::interval(INTERVAL);
+    let mut holding = false;
     loop {
         tick.tick().await;
-        run_due(&state, &holder, now_ms()).await;
+        let ran = run_due(&state, &holder, now_ms()).await.ran;
+        // Which node runs the jobs is worth one line when it changes, not one per run.
+        match (holding, ran) {
+            (false, true) => {
+                tracing::info!("this node runs the background jobs (it holds the jobs lease)")
+            }
+            (true, false) => tracing::info!("another node runs the background jobs now"),
+            _ => {}
+        }
+        holding = ran;
     }
 }
 

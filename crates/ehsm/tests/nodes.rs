@@ -1,8 +1,8 @@
-//! `ehsm serve` nodes of one domain on one PostgreSQL database: a key disabled, enabled or
-//! deleted through one node takes effect on the other within a second (the other's record cache
-//! is invalidated through LISTEN/NOTIFY), a request accepted by one node is refused as a replay
-//! by the other (replay batches are read back every 20 ms), and writers on three nodes lose no
-//! secret version.
+//! Three `ehsm serve` nodes of one domain on one PostgreSQL database: a key disabled, enabled or
+//! deleted through one node takes effect on the others within a second (their record caches are
+//! invalidated through LISTEN/NOTIFY), the background jobs run on exactly one node (the holder
+//! of the jobs lease), a request accepted by one node is refused as a replay by another (replay
+//! batches are read back every 20 ms), and writers on every node lose no secret version.
 //!
 //! Needs `EHSM_TEST_POSTGRES` (e.g. `postgres://postgres@127.0.0.1:5432/postgres`); without it
 //! the test prints why it is skipped, and with `CI` set it fails instead.
@@ -60,14 +60,6 @@ fn nodes(url: &str, n: usize) -> (Vec<Server>, tempfile::TempDir) {
     }
     let started = (0..n).map(|i| Server::start_in(&dir(i), &args)).collect();
     (started, dirs)
-}
-
-/// Two nodes of one domain, as [`nodes`].
-fn node_pair(url: &str) -> (Server, Server, tempfile::TempDir) {
-    let (mut pair, dirs) = nodes(url, 2);
-    let b = pair.pop().unwrap();
-    let a = pair.pop().unwrap();
-    (a, b, dirs)
 }
 
 /// Writers on three nodes put versions of one secret at the same time: every acknowledged value
@@ -130,14 +122,17 @@ async fn parallel_writers(url: String) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn key_changes_reach_the_other_node_within_a_second() {
+async fn key_changes_reach_the_other_nodes_within_a_second() {
     on_fresh_database(key_changes).await;
 }
 
 async fn key_changes(url: String) {
-    let (a, b, _dirs) = node_pair(&url);
-    let (on_a, creds) = a.enrolled().await;
-    let on_b = b.client().with_credentials(creds);
+    let (nodes, _dirs) = nodes(&url, 3);
+    let (on_a, creds) = nodes[0].enrolled().await;
+    let others: Vec<Client> = nodes[1..]
+        .iter()
+        .map(|n| n.client().with_credentials(creds.clone()))
+        .collect();
     let keyid = on_a
         .create_key(
             KeySpec::AesGcm256,
@@ -146,39 +141,55 @@ async fn key_changes(url: String) {
         )
         .await
         .unwrap();
-    // B loads (and caches) the key.
-    on_b.encrypt(&keyid, b"hello", None).await.unwrap();
+    // The other nodes load (and cache) the key.
+    for other in &others {
+        other.encrypt(&keyid, b"hello", None).await.unwrap();
+    }
 
     on_a.disable_key(&keyid).await.unwrap();
-    within_a_second("B refuses the disabled key", &on_b, &keyid, false).await;
-
+    for other in &others {
+        within_a_second(
+            "another node refuses the disabled key",
+            other,
+            &keyid,
+            false,
+        )
+        .await;
+    }
     on_a.enable_key(&keyid).await.unwrap();
-    within_a_second("B accepts the enabled key", &on_b, &keyid, true).await;
-
+    for other in &others {
+        within_a_second("another node accepts the enabled key", other, &keyid, true).await;
+    }
     on_a.delete_key(&keyid).await.unwrap();
-    within_a_second("B refuses the deleted key", &on_b, &keyid, false).await;
+    for other in &others {
+        within_a_second("another node refuses the deleted key", other, &keyid, false).await;
+    }
 
-    drop(b);
-    drop(a);
+    // The background jobs run on exactly one node: the one that holds the jobs lease.
+    let holders = nodes
+        .iter()
+        .filter(|n| n.logged("this node runs the background jobs"))
+        .count();
+    assert_eq!(holders, 1, "nodes running the jobs");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_request_replayed_to_the_other_node_is_refused() {
+async fn a_request_replayed_to_another_node_is_refused() {
     on_fresh_database(replayed_to_the_other_node).await;
 }
 
 async fn replayed_to_the_other_node(url: String) {
-    let (a, b, _dirs) = node_pair(&url);
-    let (_, creds) = a.enrolled().await;
-    accepted_then_refused(&creds, "replayed-nonce-1", &a, &b).await;
-    // And the other way round.
-    accepted_then_refused(&creds, "replayed-nonce-2", &b, &a).await;
-    drop(b);
-    drop(a);
+    let (nodes, _dirs) = nodes(&url, 3);
+    let (_, creds) = nodes[0].enrolled().await;
+    // Accepted by each node in turn, refused by the next.
+    for (i, nonce) in ["replayed-nonce-1", "replayed-nonce-2", "replayed-nonce-3"]
+        .into_iter()
+        .enumerate()
+    {
+        accepted_then_refused(&creds, nonce, &nodes[i], &nodes[(i + 1) % 3]).await;
+    }
 }
 
-/// A signed request (fixed timestamp and nonce) accepted by `first`, then sent again to
-/// `second` 200 ms later: refused as a replay.
 async fn accepted_then_refused(
     creds: &ehsm_client::Credentials,
     nonce: &str,
