@@ -95,6 +95,19 @@ struct CustodyArgs {
     platform: PlatformArgs,
 }
 
+impl CustodyArgs {
+    /// The key server's platform. In an HSM's custody the platform seals nothing, so a key
+    /// server can run where nothing can be sealed (a TDX confidential VM with an HSM).
+    fn open_platform(&self) -> anyhow::Result<Arc<dyn ehsm_tee::Platform>> {
+        let needs = if self.hsm.is_some() {
+            Needs::Evidence
+        } else {
+            Needs::Sealing
+        };
+        self.platform.open(Some(&self.data_dir), needs)
+    }
+}
+
 /// The platform of a domain role, as `ehsm serve --tee` chooses it.
 #[derive(clap::Args)]
 struct PlatformArgs {
@@ -114,7 +127,8 @@ enum TeeArg {
     Sim,
     /// Intel SGX through Gramine.
     Sgx,
-    /// Intel TDX (a dkeycache only: a key server must seal).
+    /// Intel TDX: a dkeycache, or a key server whose keys are in an HSM's custody (--hsm), since
+    /// a TDX guest cannot seal.
     Tdx,
 }
 
@@ -242,7 +256,7 @@ fn serve_keys(args: RunArgs) -> anyhow::Result<()> {
     };
     let data_dir = &args.custody.data_dir;
     create_private_dir(data_dir)?;
-    let platform = args.custody.platform.open(Some(data_dir), Needs::Sealing)?;
+    let platform = args.custody.open_platform()?;
     let tls = args.verify.tls(Arc::clone(&platform), &policy)?;
     let config = keyserver::Config {
         role,
@@ -256,7 +270,7 @@ fn serve_keys(args: RunArgs) -> anyhow::Result<()> {
 }
 
 fn rotate(args: &CustodyArgs) -> anyhow::Result<()> {
-    let platform = args.platform.open(Some(&args.data_dir), Needs::Sealing)?;
+    let platform = args.open_platform()?;
     let file = KeyFile::open(&args.data_dir, &custody(args)?, &*platform, false)?;
     let keys = file.rotate()?;
     output::line(format_args!(
