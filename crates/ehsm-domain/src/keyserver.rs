@@ -2,8 +2,9 @@
 //! accepts (dkeycaches, and workers).
 //!
 //! - The **root** keeps the domain keys sealed in its data directory ([`KeyFile`]) and creates a
-//!   domain only when told to. It notices a rotation (`ehsm dkeyserver rotate` rewrites the
-//!   sealed file) within [`RELOAD_INTERVAL`].
+//!   domain only when told to. `ehsm dkeyserver rotate` asks it to rotate
+//!   ([`crate::rotation`]), which it does within [`RELOAD_INTERVAL`] with its own custody; a
+//!   sealed file rotated while it was stopped is reloaded too.
 //! - A **worker** fetches the keys from its upstream (the root or another worker), keeps them
 //!   sealed in its own data directory, and serves them too: it keeps serving while its upstream
 //!   is down, and a root that lost its data can be recovered from it.
@@ -70,6 +71,9 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()> + Send) -> a
         Role::Worker { .. } => true,
     };
     let file = Arc::new(KeyFile::open(&data_dir, &custody, &*platform, create)?);
+    // Held until this function returns: `ehsm dkeyserver rotate` asks a running root, and no
+    // second key server may run on the same data directory.
+    let _running = crate::rotation::mark_running(&data_dir)?;
     let held = Arc::new(match &role {
         Role::Root { new_domain } => Held::new(match file.load()? {
             Some(keys) => keys,
@@ -112,7 +116,11 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()> + Send) -> a
         platform.kind()
     );
     let background = match role {
-        Role::Root { .. } => tokio::spawn(watch_rotations(Arc::clone(&file), Arc::clone(&held))),
+        Role::Root { .. } => tokio::spawn(watch_rotations(
+            data_dir.clone(),
+            Arc::clone(&file),
+            Arc::clone(&held),
+        )),
         Role::Worker { upstream } => {
             let (tls, held, file) = (Arc::clone(&tls), Arc::clone(&held), Arc::clone(&file));
             tokio::spawn(async move {
@@ -143,11 +151,17 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()> + Send) -> a
     Ok(())
 }
 
-/// The root's side of a rotation: reloads the sealed file when it changes.
-async fn watch_rotations(file: Arc<KeyFile>, held: Arc<Held>) {
+/// The root's side of a rotation: rotates when `ehsm dkeyserver rotate` asks
+/// ([`crate::rotation`]), and reloads the sealed file when it changes.
+async fn watch_rotations(data_dir: PathBuf, file: Arc<KeyFile>, held: Arc<Held>) {
     let mut seen = file.modified();
     loop {
         tokio::time::sleep(RELOAD_INTERVAL).await;
+        match crate::rotation::serve_request(&data_dir, &file) {
+            Some(Ok(outcome)) => tracing::info!("root: rotated on request: {outcome}"),
+            Some(Err(e)) => tracing::error!("root: a rotation request failed: {e:#}"),
+            None => {}
+        }
         let now = file.modified();
         if now == seen {
             continue;

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use anyhow::Context as _;
 use ehsm_domain::channel::{Endpoint, Tls};
 use ehsm_domain::keyfile::{Custody, KeyFile};
-use ehsm_domain::{cache, keyserver};
+use ehsm_domain::{cache, keyserver, rotation};
 use ehsm_kms::server::{self, Needs};
 use ehsm_tee::policy::Policy;
 use ehsm_tee::ratls::{self, Verifier};
@@ -270,14 +270,26 @@ fn serve_keys(args: RunArgs) -> anyhow::Result<()> {
 }
 
 fn rotate(args: &CustodyArgs) -> anyhow::Result<()> {
-    let platform = args.open_platform()?;
-    let file = KeyFile::open(&args.data_dir, &custody(args)?, &*platform, false)?;
-    let keys = file.rotate()?;
+    // A running root rotates with its own custody (its sealing key may be its enclave's, its
+    // HSM session its own); without one, the sealed file is rotated here.
+    let outcome = if rotation::root_running(&args.data_dir) {
+        rotation::request(&args.data_dir)?
+    } else {
+        let platform = args.open_platform()?;
+        let file = KeyFile::open(&args.data_dir, &custody(args)?, &*platform, false)?;
+        let keys = file.rotate()?;
+        format!(
+            "version {} fingerprint {}",
+            keys.current_version(),
+            keys.fingerprint()
+        )
+    };
+    let (version, fingerprint) = outcome
+        .strip_prefix("version ")
+        .and_then(|rest| rest.split_once(" fingerprint "))
+        .with_context(|| format!("unexpected answer: {outcome}"))?;
     output::line(format_args!(
-        "domain-key version {} added (fingerprint {}); versions {:?}",
-        keys.current_version(),
-        keys.fingerprint(),
-        keys.versions().collect::<Vec<_>>()
+        "domain-key version {version} added (fingerprint {fingerprint})"
     ))?;
     output::line(format_args!(
         "the running root serves it within {} s; each hop below it (worker, dkeycache, node) \

@@ -252,6 +252,12 @@ async fn domain(database: String) {
         .unwrap();
     assert!(rotated.status.success(), "{rotated:?}");
     assert!(String::from_utf8_lossy(&rotated.stdout).contains("version 2 added"));
+    // The running root rotated, with its own custody, on the command's request.
+    assert!(
+        root.logged("rotated on request: version 2"),
+        "{}",
+        root.log.lock().unwrap()
+    );
     // Root (2 s) → worker → cache 2 → node C: three polls of 10 s.
     eventually(
         "every node learns version 2",
