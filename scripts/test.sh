@@ -26,8 +26,10 @@ if [ -n "${EHSM_TEST_POSTGRES:-}" ]; then
   trap drop_e2e_databases EXIT
   drop_e2e_databases
   echo "== end-to-end tests on PostgreSQL"
-  EHSM_TEST_BACKEND=postgres cargo nextest run -p ehsm --no-fail-fast "$@" \
-    -E 'not binary(nodes) and not binary(domain) and not binary(pg_restart)'
+  # --workspace with a filter, not -p ehsm: the same feature set as the run above, so nothing
+  # is built again.
+  EHSM_TEST_BACKEND=postgres cargo nextest run --workspace --no-fail-fast "$@" \
+    -E 'package(ehsm) and not binary(nodes) and not binary(domain) and not binary(pg_restart)'
   EHSM_TEST_BACKEND=postgres EHSM_BIN="${CARGO_TARGET_DIR:-target}/debug/ehsm" \
     python3 -m pytest -q tests/python
 fi
