@@ -208,7 +208,8 @@ async fn domain(database: String) {
         on_c.decrypt(&keyid, &ct, None).await.unwrap(),
         b"one domain"
     );
-    // The SDK keeps its connection open, and a graceful shutdown waits for open connections.
+    // The SDK keeps an HTTP/2 connection open, and a graceful shutdown waits (up to its grace
+    // period) for the client to answer the server's GOAWAY: drop the client first.
     drop(on_b);
     stop_cleanly(b);
     let b = node(&sock1, "b");
