@@ -22,6 +22,7 @@ use ehsm_tee::{PlatformKind, evidence, sim};
 use serde_json::{Map, Value, json};
 
 use crate::cli::output;
+use crate::platform_args::PlatformArgs;
 
 /// Quotes are a few kilobytes and collateral tens of kilobytes; anything far larger is not one.
 const MAX_INPUT: usize = 1 << 20;
@@ -45,25 +46,10 @@ enum Command {
     Show(ShowArgs),
 }
 
-/// Which platform `ehsm attest show` opens; the values of `ehsm serve --tee`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
-enum TeeArg {
-    /// Detect, as 'ehsm serve' does: sgx inside Gramine with remote attestation, tdx in a TDX
-    /// guest, otherwise sim.
-    Auto,
-    /// Software simulation: no hardware protection.
-    Sim,
-    /// Intel SGX through Gramine's /dev/attestation.
-    Sgx,
-    /// Intel TDX through configfs-tsm.
-    Tdx,
-}
-
 #[derive(clap::Args)]
 struct ShowArgs {
-    /// The trusted execution environment.
-    #[arg(long, env = "EHSM_TEE", value_enum, default_value = "auto")]
-    tee: TeeArg,
+    #[command(flatten)]
+    platform: PlatformArgs,
     /// The node's data directory (used by sim only, whose simulated sealing secret lives there).
     /// It must exist; on sim, the secret file is created in it if missing, as 'ehsm serve'
     /// would on first start.
@@ -78,10 +64,6 @@ struct ShowArgs {
     /// zero bytes to 64 [default: 64 zero bytes].
     #[arg(long, value_name = "HEX", value_parser = parse_report_data)]
     report_data: Option<ReportData>,
-    /// Where the TEE's attestation interface is, instead of /dev/attestation (sgx) or
-    /// /sys/kernel/config/tsm/report (tdx). For tests with a directory that mimics it.
-    #[arg(long, env = "EHSM_ATTESTATION_ROOT", hide = true)]
-    attestation_root: Option<PathBuf>,
 }
 
 /// 64 bytes of report data.
@@ -164,12 +146,9 @@ fn verify(args: &VerifyArgs) -> anyhow::Result<ExitCode> {
 const SIM_WARNING: &str = "simulated platform: NO SECURITY";
 
 fn show(args: &ShowArgs) -> anyhow::Result<ExitCode> {
-    let root = args.attestation_root.clone();
-    let tee = match args.tee {
-        TeeArg::Auto => server::detect_tee(),
-        TeeArg::Sim => server::Tee::Sim,
-        TeeArg::Sgx => server::Tee::Sgx { root },
-        TeeArg::Tdx => server::Tee::Tdx { root },
+    let tee = match args.platform.tee() {
+        server::Tee::Auto => server::detect_tee(),
+        chosen => chosen,
     };
     if matches!(tee, server::Tee::Sim) && !args.data_dir.is_dir() {
         anyhow::bail!(

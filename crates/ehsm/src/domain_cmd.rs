@@ -15,10 +15,11 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 use ehsm_domain::DomainKeySet;
 use ehsm_domain::backup::{CustodianKey, EncryptedShare, decrypt_share};
-use ehsm_domain::keyfile::{Custody, KeyFile};
-use ehsm_kms::server;
+use ehsm_domain::keyfile::KeyFile;
+use ehsm_kms::server::Needs;
 
 use crate::cli::output;
+use crate::platform_args::{PlatformArgs, custody};
 
 /// `ehsm domain`.
 #[derive(clap::Args)]
@@ -41,61 +42,34 @@ pub(crate) enum Command {
     Recover(RecoverArgs),
 }
 
-/// Which platform seals the domain keys; the values of `ehsm serve --tee`, less TDX, where a
-/// standalone node cannot seal.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
-enum TeeArg {
-    /// Detect, as 'ehsm serve' does.
-    Auto,
-    /// Software simulation: no hardware protection.
-    Sim,
-    /// Intel SGX through Gramine's /dev/attestation.
-    Sgx,
-}
-
+/// The data directory and its custody.
 #[derive(clap::Args)]
-struct PlatformArgs {
+struct DirArgs {
     /// The node's data directory.
     #[arg(long, env = "EHSM_DATA_DIR", value_name = "DIR")]
     data_dir: PathBuf,
-    /// The trusted execution environment, as for 'ehsm serve'.
-    #[arg(long, env = "EHSM_TEE", value_enum, default_value = "auto")]
-    tee: TeeArg,
-    /// Where the TEE's attestation interface is (tests).
-    #[arg(long, env = "EHSM_ATTESTATION_ROOT", hide = true)]
-    attestation_root: Option<PathBuf>,
+    #[command(flatten)]
+    platform: PlatformArgs,
     /// The domain keys are in the custody of a PKCS#11 HSM: its URI, as 'ehsm dkeyserver --hsm'
     /// takes it ('pkcs11:token=LABEL;object=KEY-LABEL?module-path=...&pin-source=file:...').
     #[arg(long, env = "EHSM_HSM", value_name = "pkcs11:URI")]
     hsm: Option<String>,
 }
 
-impl PlatformArgs {
+impl DirArgs {
     /// The data directory's domain keys, in the platform's or the HSM's custody; `create` lets
     /// a recovery make an HSM seed for a new data directory.
     fn key_file(&self, create: bool) -> anyhow::Result<KeyFile> {
-        let custody = match &self.hsm {
-            None => Custody::Platform,
-            Some(uri) => Custody::Hsm(ehsm_domain::hsm::HsmConfig::from_uri(uri).context("hsm")?),
-        };
-        KeyFile::open(&self.data_dir, &custody, &*self.open()?, create)
-    }
-
-    fn open(&self) -> anyhow::Result<Box<dyn ehsm_tee::Platform>> {
-        let root = self.attestation_root.clone();
-        let tee = match self.tee {
-            TeeArg::Auto => server::Tee::Auto,
-            TeeArg::Sim => server::Tee::Sim,
-            TeeArg::Sgx => server::Tee::Sgx { root },
-        };
-        server::open_platform(&tee, Some(&self.data_dir), server::Needs::Sealing)
+        let custody = custody(self.hsm.as_deref())?;
+        let platform = self.platform.open_for(&self.data_dir, &custody)?;
+        KeyFile::open(&self.data_dir, &custody, &*platform, create)
     }
 }
 
 #[derive(clap::Args)]
 pub(crate) struct BackupArgs {
     #[command(flatten)]
-    platform: PlatformArgs,
+    dir: DirArgs,
     /// How many shares recover the domain (M).
     #[arg(long, value_name = "M")]
     threshold: u8,
@@ -111,7 +85,7 @@ pub(crate) struct BackupArgs {
 #[derive(clap::Args)]
 pub(crate) struct RecoverArgs {
     #[command(flatten)]
-    platform: PlatformArgs,
+    dir: DirArgs,
     /// A share file and the private key (PEM, unencrypted PKCS#8 or PKCS#1) of the custodian it
     /// is encrypted to, as SHARE:KEY; at least the backup's threshold of them. Or --from.
     #[arg(
@@ -157,7 +131,7 @@ pub(crate) fn run_command(command: Command) -> anyhow::Result<()> {
 }
 
 fn run_backup(args: &BackupArgs) -> anyhow::Result<()> {
-    let data_dir = &args.platform.data_dir;
+    let data_dir = &args.dir.data_dir;
     // Checked before opening the platform, which on sim would create a sealing secret in it.
     let sealed = data_dir.join(ehsm_domain::standalone::SEALED_FILE);
     anyhow::ensure!(
@@ -177,7 +151,7 @@ fn run_backup(args: &BackupArgs) -> anyhow::Result<()> {
                 .with_context(|| format!("custodian key {}", path.display()))
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
-    let dks = args.platform.key_file(false)?.load_existing()?;
+    let dks = args.dir.key_file(false)?.load_existing()?;
     let shares = dks
         .split_to_custodians(args.threshold, &custodians)
         .context("cannot split the domain keys")?;
@@ -222,7 +196,7 @@ fn run_backup(args: &BackupArgs) -> anyhow::Result<()> {
 }
 
 fn run_recover(args: &RecoverArgs) -> anyhow::Result<()> {
-    let data_dir = &args.platform.data_dir;
+    let data_dir = &args.dir.data_dir;
     // Refused before anything is decrypted or created, with the reason the operator needs.
     let sealed = data_dir.join(ehsm_domain::standalone::SEALED_FILE);
     anyhow::ensure!(
@@ -240,7 +214,7 @@ fn run_recover(args: &RecoverArgs) -> anyhow::Result<()> {
         (Some(from), Some(policy)) => (fetch_from(args, from, policy)?, from.clone()),
         _ => from_shares(&args.shares)?,
     };
-    args.platform.key_file(true)?.install(&dks)?;
+    args.dir.key_file(true)?.install(&dks)?;
     output::line(format_args!("fingerprint: {}", dks.fingerprint()))?;
     output::line(format_args!(
         "recovered the domain keys into {} ({source}; versions {:?})",
@@ -287,7 +261,11 @@ fn from_shares(shares: &[String]) -> anyhow::Result<(DomainKeySet, String)> {
 /// The domain keys as the key server at `from` hands them over RA-TLS.
 fn fetch_from(args: &RecoverArgs, from: &str, policy: &Path) -> anyhow::Result<DomainKeySet> {
     let endpoint = ehsm_domain::channel::Endpoint::parse(from).context("from")?;
-    let tls = args.verify.tls(args.platform.open()?.into(), policy)?;
+    let platform = args
+        .dir
+        .platform
+        .open(Some(&args.dir.data_dir), Needs::Evidence)?;
+    let tls = args.verify.tls(platform, policy)?;
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?

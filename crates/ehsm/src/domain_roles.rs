@@ -10,12 +10,13 @@ use anyhow::Context as _;
 use ehsm_domain::channel::{Endpoint, Tls};
 use ehsm_domain::keyfile::{Custody, KeyFile};
 use ehsm_domain::{cache, keyserver, rotation};
-use ehsm_kms::server::{self, Needs};
+use ehsm_kms::server::Needs;
 use ehsm_tee::policy::Policy;
 use ehsm_tee::ratls::{self, Verifier};
 
 use crate::cli::output;
 use crate::domain_cmd;
+use crate::platform_args::{self, PlatformArgs};
 
 /// `ehsm dkeyserver`: run a key server, or one of its maintenance commands.
 #[derive(clap::Args)]
@@ -96,56 +97,8 @@ struct CustodyArgs {
 }
 
 impl CustodyArgs {
-    /// The key server's platform. In an HSM's custody the platform seals nothing, so a key
-    /// server can run where nothing can be sealed (a TDX confidential VM with an HSM).
-    fn open_platform(&self) -> anyhow::Result<Arc<dyn ehsm_tee::Platform>> {
-        let needs = if self.hsm.is_some() {
-            Needs::Evidence
-        } else {
-            Needs::Sealing
-        };
-        self.platform.open(Some(&self.data_dir), needs)
-    }
-}
-
-/// The platform of a domain role, as `ehsm serve --tee` chooses it.
-#[derive(clap::Args)]
-struct PlatformArgs {
-    /// The trusted execution environment.
-    #[arg(long, env = "EHSM_TEE", value_enum, default_value = "auto")]
-    tee: TeeArg,
-    /// Where the TEE's attestation interface is (tests).
-    #[arg(long, env = "EHSM_ATTESTATION_ROOT", hide = true)]
-    attestation_root: Option<PathBuf>,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
-enum TeeArg {
-    /// Detect, as 'ehsm serve' does.
-    Auto,
-    /// Software simulation: no hardware protection.
-    Sim,
-    /// Intel SGX through Gramine.
-    Sgx,
-    /// Intel TDX: a dkeycache, or a key server whose keys are in an HSM's custody (--hsm), since
-    /// a TDX guest cannot seal.
-    Tdx,
-}
-
-impl PlatformArgs {
-    fn open(
-        &self,
-        data_dir: Option<&Path>,
-        needs: Needs,
-    ) -> anyhow::Result<Arc<dyn ehsm_tee::Platform>> {
-        let root = self.attestation_root.clone();
-        let tee = match self.tee {
-            TeeArg::Auto => server::Tee::Auto,
-            TeeArg::Sim => server::Tee::Sim,
-            TeeArg::Sgx => server::Tee::Sgx { root },
-            TeeArg::Tdx => server::Tee::Tdx { root },
-        };
-        Ok(server::open_platform(&tee, data_dir, needs)?.into())
+    fn custody(&self) -> anyhow::Result<Custody> {
+        platform_args::custody(self.hsm.as_deref())
     }
 }
 
@@ -208,13 +161,6 @@ pub(crate) fn read_policy(path: &Path) -> anyhow::Result<Arc<Policy>> {
     Ok(Arc::new(policy))
 }
 
-fn custody(args: &CustodyArgs) -> anyhow::Result<Custody> {
-    Ok(match &args.hsm {
-        None => Custody::Platform,
-        Some(uri) => Custody::Hsm(ehsm_domain::hsm::HsmConfig::from_uri(uri).context("hsm")?),
-    })
-}
-
 pub(crate) fn run_keyserver(args: KeyServerArgs) -> ExitCode {
     let result = match args.command {
         Some(KeyServerCommand::Rotate(custody)) => rotate(&custody),
@@ -256,13 +202,14 @@ fn serve_keys(args: RunArgs) -> anyhow::Result<()> {
     };
     let data_dir = &args.custody.data_dir;
     create_private_dir(data_dir)?;
-    let platform = args.custody.open_platform()?;
+    let custody = args.custody.custody()?;
+    let platform = args.custody.platform.open_for(data_dir, &custody)?;
     let tls = args.verify.tls(Arc::clone(&platform), &policy)?;
     let config = keyserver::Config {
         role,
         listen: args.listen,
         data_dir: data_dir.clone(),
-        custody: custody(&args.custody)?,
+        custody,
         platform,
         tls,
     };
@@ -275,8 +222,9 @@ fn rotate(args: &CustodyArgs) -> anyhow::Result<()> {
     let outcome = if rotation::root_running(&args.data_dir) {
         rotation::request(&args.data_dir)?
     } else {
-        let platform = args.open_platform()?;
-        let file = KeyFile::open(&args.data_dir, &custody(args)?, &*platform, false)?;
+        let custody = args.custody()?;
+        let platform = args.platform.open_for(&args.data_dir, &custody)?;
+        let file = KeyFile::open(&args.data_dir, &custody, &*platform, false)?;
         let keys = file.rotate()?;
         format!(
             "version {} fingerprint {}",

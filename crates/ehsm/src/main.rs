@@ -16,6 +16,7 @@ mod bench;
 mod cli;
 mod domain_cmd;
 mod domain_roles;
+mod platform_args;
 mod serve;
 
 /// mimalloc instead of glibc's malloc: a request allocates a few dozen small buffers (JSON

@@ -10,6 +10,8 @@ use clap::ValueEnum;
 use ehsm_kms::EnrollMode;
 use ehsm_kms::server::{self, Config};
 
+use crate::platform_args::TeeArg;
+
 /// Options of `ehsm serve`. Each can also come from an `EHSM_*` environment variable or from the
 /// `--config` file; a flag beats the environment, which beats the file, which beats the default.
 #[derive(clap::Args)]
@@ -69,7 +71,7 @@ pub(crate) struct Args {
 
     /// The trusted execution environment [default: auto].
     #[arg(long, env = "EHSM_TEE", value_enum)]
-    tee: Option<Tee>,
+    tee: Option<TeeArg>,
 
     /// Where the TEE's attestation interface is, instead of /dev/attestation (sgx) or
     /// /sys/kernel/config/tsm/report (tdx). For tests with a directory that mimics it.
@@ -125,20 +127,6 @@ pub(crate) struct Args {
     /// with --domain.
     #[arg(long, env = "EHSM_DOMAIN_POLICY", value_name = "FILE")]
     domain_policy: Option<PathBuf>,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
-enum Tee {
-    /// Detect: sgx inside Gramine with remote attestation, tdx in a TDX guest, otherwise sim
-    /// (with a warning).
-    Auto,
-    /// Software simulation: no hardware protection. For development and CI only.
-    Sim,
-    /// Intel SGX through Gramine (`gramine-sgx ehsm serve`, with sgx.remote_attestation = "dcap").
-    Sgx,
-    /// Intel TDX through configfs-tsm. Refused for a standalone node: a TDX node gets its domain
-    /// key from the domain.
-    Tdx,
 }
 
 /// The `--config` file: the settings of [`Args`], each optional, under the flags' names.
@@ -219,12 +207,9 @@ impl Args {
             None => FileConfig::default(),
         };
         let root = self.attestation_root;
-        let tee = match self.tee.or(file_enum(file.tee, "tee")?) {
-            None | Some(Tee::Auto) => server::Tee::Auto,
-            Some(Tee::Sim) => server::Tee::Sim,
-            Some(Tee::Sgx) => server::Tee::Sgx { root },
-            Some(Tee::Tdx) => server::Tee::Tdx { root },
-        };
+        let tee = (self.tee.or(file_enum(file.tee, "tee")?))
+            .unwrap_or(TeeArg::Auto)
+            .with_root(root);
         // The certificate and its key come from the same place, never one from each.
         let (tls_cert, tls_key) = if self.tls_cert.is_some() || self.tls_key.is_some() {
             (self.tls_cert, self.tls_key)
