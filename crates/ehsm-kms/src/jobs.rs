@@ -208,8 +208,8 @@ async fn rewrap_if_rotated(state: &AppState, lease: &Lease<'_>) -> u64 {
         return 0;
     }
     let mut pass = Pass::default();
-    let complete = rewrap_all(state, lease, current, Kind::Cmk, &mut pass).await
-        && rewrap_all(state, lease, current, Kind::ApiKey, &mut pass).await;
+    let complete = rewrap_all(state, lease, Kind::Cmk, &mut pass).await
+        && rewrap_all(state, lease, Kind::ApiKey, &mut pass).await;
     pass.complete = complete;
     if pass.rewrapped > 0 || pass.failed > 0 {
         tracing::info!(
@@ -234,24 +234,6 @@ async fn rewrap_if_rotated(state: &AppState, lease: &Lease<'_>) -> u64 {
         }
     }
     pass.rewrapped
-}
-
-/// How a blob compares with the current domain key.
-enum Due {
-    /// Under the current key: nothing to do.
-    Current,
-    /// Under an older key: re-wrap it.
-    Older,
-    /// Under a key newer than this node's (it has not learned a rotation yet), or unreadable.
-    Unknown,
-}
-
-fn due(blob: &KeyBlob, current: u32) -> Due {
-    match blob.domain_key_version() {
-        Some(v) if v == current => Due::Current,
-        Some(v) if v < current => Due::Older,
-        _ => Due::Unknown,
-    }
 }
 
 /// Renews the lease before a page; `false` (the pass stops, incomplete) if it was lost or could
@@ -345,13 +327,7 @@ async fn page(
 }
 
 /// One pass over every blob of `kind`; `false` if it could not finish.
-async fn rewrap_all(
-    state: &AppState,
-    lease: &Lease<'_>,
-    current: u32,
-    kind: Kind,
-    pass: &mut Pass,
-) -> bool {
+async fn rewrap_all(state: &AppState, lease: &Lease<'_>, kind: Kind, pass: &mut Pass) -> bool {
     let what = kind.name();
     let mut after = String::new();
     loop {
@@ -375,15 +351,8 @@ async fn rewrap_all(
                 pass.failed += 1;
                 continue;
             };
-            match due(stored.blob(), current) {
-                Due::Current => continue,
-                Due::Older => {}
-                Due::Unknown => {
-                    tracing::warn!(%id, "re-wrap: the {what} blob is not under a domain key this node holds; skipped");
-                    pass.failed += 1;
-                    continue;
-                }
-            }
+            // The core answers `None` for a blob already under the current key, and an error
+            // for one it cannot open (under a version this node has not learned yet).
             let new = match stored.rewrap(state, &id) {
                 Ok(Some(new)) => new,
                 Ok(None) => continue,

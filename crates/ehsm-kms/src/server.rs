@@ -433,12 +433,7 @@ pub fn open_platform(
             }
         };
     // The value operators pin in the policies of the nodes that hand this one keys.
-    let measurement: String = platform
-        .measurement()
-        .value
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
+    let measurement = hex::encode(&platform.measurement().value);
     tracing::info!("platform {}: measurement {measurement}", platform.kind());
     if platform.kind() == PlatformKind::Sim {
         tracing::warn!(

@@ -34,6 +34,9 @@ pub const MAX_AGE: Duration = Duration::from_secs(24 * 60 * 60);
 /// How long one request to the PCCS may take, connection included.
 const TIMEOUT: Duration = Duration::from_secs(10);
 
+/// At most this many platforms' last fetch failures are remembered (for error messages).
+const MAX_FAILURES_KEPT: usize = 256;
+
 /// Why collateral could not be fetched.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Error {
@@ -201,7 +204,13 @@ impl Inner {
                 lock(&self.failures).remove(platform);
             }
             Err(e) => {
-                lock(&self.failures).insert(platform.clone(), e.to_string());
+                let mut failures = lock(&self.failures);
+                // The platform comes from a quote nobody has verified yet, so anyone can make
+                // up new ones: keep the map bounded (the reasons only improve error messages).
+                if failures.len() >= MAX_FAILURES_KEPT {
+                    failures.clear();
+                }
+                failures.insert(platform.clone(), e.to_string());
             }
         }
         result

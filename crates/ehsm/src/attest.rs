@@ -121,10 +121,14 @@ fn verify(args: &VerifyArgs) -> anyhow::Result<ExitCode> {
     let quote = read(&args.quote)?;
     let collateral = Collateral::from_json(&read(&args.collateral)?)
         .with_context(|| format!("cannot use {}", args.collateral.display()))?;
-    let policy = args.policy.as_deref().map(load_policy).transpose()?;
+    let policy = args
+        .policy
+        .as_deref()
+        .map(crate::domain_roles::read_policy)
+        .transpose()?;
     let now = args.now.unwrap_or_else(SystemTime::now);
     let verified = dcap::verify(&quote, &collateral, now).context("the quote was not verified")?;
-    let verdict = judge(policy.as_ref(), &verified);
+    let verdict = judge(policy.as_deref(), &verified);
     let mut report = describe(&verified);
     let shown = match &verdict {
         Ok(()) if policy.is_some() => "ok".to_owned(),
@@ -210,12 +214,6 @@ fn show(args: &ShowArgs) -> anyhow::Result<ExitCode> {
 
 fn read(path: &Path) -> anyhow::Result<Vec<u8>> {
     output::read_input(Some(path), MAX_INPUT, "is it really a quote or collateral?")
-}
-
-fn load_policy(path: &Path) -> anyhow::Result<Policy> {
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("cannot read the policy {}", path.display()))?;
-    Policy::from_toml(&text).with_context(|| format!("cannot use the policy {}", path.display()))
 }
 
 /// The policy's verdict; without one, only a fully up-to-date platform passes.

@@ -258,7 +258,7 @@ fn check_policy(policy: &QuotePolicyRecord, sgx: Option<&SgxIdentity>) -> Result
         ("MRENCLAVE", &id.mr_enclave, &policy.mr_enclave),
         ("MRSIGNER", &id.mr_signer, &policy.mr_signer),
     ] {
-        let quoted = hex(quoted);
+        let quoted = hex::encode(quoted);
         if &quoted != wanted {
             return Err(ApiError::bad_request(format!(
                 "The quote does not match the policy: its {name} is {quoted}, the policy's is \
@@ -267,10 +267,6 @@ fn check_policy(policy: &QuotePolicyRecord, sgx: Option<&SgxIdentity>) -> Result
         }
     }
     Ok(())
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// VerifyQuote's `sign`: the §3.1 canonical string of the result, MACed by the core under the

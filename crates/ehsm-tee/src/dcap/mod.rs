@@ -29,6 +29,7 @@ use dcap_qvl::verify::QuoteVerifier;
 pub use error::Error;
 pub(crate) use pck::PckPlatform;
 pub use status::{Status, UnknownStatus};
+pub(crate) use time::unix_secs;
 pub use time::{format_unix_secs, parse_rfc3339};
 
 /// The collateral a quote is verified against, parsed but not yet checked.

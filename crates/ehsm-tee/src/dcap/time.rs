@@ -34,7 +34,7 @@ pub fn format_unix_secs(secs: u64) -> String {
 }
 
 /// Unix seconds of a [`SystemTime`]; times before 1970 count as 0.
-pub(super) fn unix_secs(time: SystemTime) -> u64 {
+pub(crate) fn unix_secs(time: SystemTime) -> u64 {
     time.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
 

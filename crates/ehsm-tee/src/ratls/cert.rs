@@ -10,6 +10,7 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 
 use super::{RatlsError, extension};
 use crate::Platform;
+use crate::dcap::unix_secs;
 
 /// How long a certificate is valid after it is issued. Short, because the evidence in it is a
 /// snapshot: a peer restarted with a new build must not keep presenting the old one's evidence.
@@ -62,10 +63,4 @@ fn offset_date_time(t: SystemTime) -> Result<time::OffsetDateTime, RatlsError> {
     let secs = i64::try_from(unix_secs(t))
         .map_err(|_| RatlsError::Issue("the clock is out of range".to_owned()))?;
     time::OffsetDateTime::from_unix_timestamp(secs).map_err(|e| RatlsError::Issue(e.to_string()))
-}
-
-/// Unix seconds, 0 before the epoch (the same conversion the DCAP verifier uses).
-pub(super) fn unix_secs(t: SystemTime) -> u64 {
-    t.duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
 }

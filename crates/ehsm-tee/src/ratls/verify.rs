@@ -6,10 +6,11 @@ use std::time::SystemTime;
 
 use rustls::pki_types::CertificateDer;
 
-use super::cert::{report_data_for, unix_secs};
+use super::cert::report_data_for;
 use super::extension::Carried;
 use super::parse::{Parsed, parse};
 use super::{CollateralSource, RatlsError};
+use crate::dcap::unix_secs;
 use crate::dcap::{self, Identity, Status};
 use crate::evidence::{sgx_report_body, td_report_body};
 use crate::policy::Policy;
