@@ -9,7 +9,7 @@ pub(crate) use crate::job_checks::*;
 pub(crate) use crate::quote_checks::*;
 pub(crate) use crate::secret_checks::*;
 
-fn app(appid: &str) -> AppRecord {
+pub(crate) fn app(appid: &str) -> AppRecord {
     AppRecord {
         appid: appid.into(),
         apikey_blob: format!("apikey of {appid}").into(),
@@ -17,7 +17,7 @@ fn app(appid: &str) -> AppRecord {
     }
 }
 
-fn key(appid: &str, keyid: &str) -> CmkRecord {
+pub(crate) fn key(appid: &str, keyid: &str) -> CmkRecord {
     CmkRecord {
         keyid: keyid.into(),
         appid: appid.into(),

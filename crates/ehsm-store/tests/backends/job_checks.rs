@@ -4,36 +4,19 @@
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use ehsm_store::{AppRecord, CmkRecord, Error, KeyState};
+use ehsm_store::{AppRecord, CmkRecord, Error};
 
+use crate::checks::app;
 use crate::harness::TestDb;
 
 const T0: i64 = 1_700_000_000_000;
 const TTL: i64 = 180_000;
 
-fn app(appid: &str) -> AppRecord {
-    AppRecord {
-        appid: appid.into(),
-        apikey_blob: format!("apikey of {appid}").into(),
-        created_at: T0,
-    }
-}
-
+/// A key record (the suite's), listed in ListKey or not.
 fn key(appid: &str, keyid: &str, listed: bool) -> CmkRecord {
     CmkRecord {
-        keyid: keyid.into(),
-        appid: appid.into(),
-        keyspec: "EH_AES_GCM_256".into(),
-        origin: "EH_INTERNAL_KEY".into(),
-        keyusage: "EH_KEYUSAGE_ENCRYPT_DECRYPT".into(),
-        version: 0,
-        state: KeyState::Enabled,
-        creation_date: T0,
-        expire_time: T0 + 365 * 86_400_000,
-        alias: String::new(),
-        blob: format!("blob of {keyid}").into(),
         listed,
-        import: None,
+        ..crate::checks::key(appid, keyid)
     }
 }
 
