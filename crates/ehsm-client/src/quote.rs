@@ -7,7 +7,7 @@
 //! ignore. Its answer carries a MAC under the app's API key, which
 //! [`QuoteVerdict::sign_matches`] checks.
 
-use aws_lc_rs::{digest, hmac};
+use aws_lc_rs::hmac;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use ehsm_proto::Action;
@@ -74,14 +74,7 @@ impl QuoteVerdict {
 /// `challenge`: `SHA-256("ehsm GenerateQuote\0" ‖ appid ‖ 0x00 ‖ base64(challenge)) ‖ 32 zero
 /// bytes`. A verifier that reads the quote itself compares its report data with this.
 pub fn quote_report_data(appid: &str, challenge: &[u8]) -> [u8; 64] {
-    let mut ctx = digest::Context::new(&digest::SHA256);
-    ctx.update(b"ehsm GenerateQuote\0");
-    ctx.update(appid.as_bytes());
-    ctx.update(&[0]);
-    ctx.update(b64(challenge).as_bytes());
-    let mut out = [0u8; 64];
-    out[..32].copy_from_slice(ctx.finish().as_ref());
-    out
+    ehsm_proto::quote::report_data(appid, &b64(challenge))
 }
 
 impl Client {
@@ -225,6 +218,8 @@ mod tests {
     #[test]
     fn report_data_is_the_documented_hash() {
         let rd = quote_report_data("app", b"c");
+        use aws_lc_rs::digest;
+        // The wrapper's part: the challenge goes in as base64, as the request carries it.
         let expected = digest::digest(&digest::SHA256, b"ehsm GenerateQuote\0app\0Yw==");
         assert_eq!(rd[..32], *expected.as_ref());
         assert_eq!(rd[32..], [0; 32]);

@@ -21,9 +21,9 @@
 
 use std::time::SystemTime;
 
-use aws_lc_rs::digest;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
+use ehsm_proto::quote::report_data;
 use ehsm_store::QuotePolicyRecord;
 use ehsm_tee::dcap::{self, Identity, SgxIdentity, Status};
 use ehsm_tee::{evidence, pccs, sim};
@@ -36,20 +36,6 @@ use crate::state::{AppState, now_ms};
 
 /// Upstream's bound on a decoded quote (its FFI buffer).
 const MAX_QUOTE: usize = 8192;
-
-/// The report data GenerateQuote binds into its quote for `appid` and `challenge`: a hash that
-/// names the purpose and the app (so that a quote made for one app cannot pass as another's),
-/// then zeros. The appid cannot hold a NUL (it is a UUID), so the encoding is unambiguous.
-pub(crate) fn report_data(appid: &str, challenge: &str) -> [u8; 64] {
-    let mut ctx = digest::Context::new(&digest::SHA256);
-    ctx.update(b"ehsm GenerateQuote\0");
-    ctx.update(appid.as_bytes());
-    ctx.update(&[0]);
-    ctx.update(challenge.as_bytes());
-    let mut out = [0u8; 64];
-    out[..32].copy_from_slice(ctx.finish().as_ref());
-    out
-}
 
 pub(super) async fn generate_quote(state: &AppState, req: &Authenticated<'_>) -> ApiResult {
     let challenge = params::string(req.payload, "challenge")?;
@@ -303,19 +289,6 @@ mod tests {
     #![allow(clippy::unwrap_used)]
 
     use super::*;
-
-    #[test]
-    fn report_data_binds_app_and_challenge() {
-        let a = report_data("app", "Y2hhbGxlbmdl");
-        assert_eq!(a[32..], [0; 32]);
-        assert_ne!(a, report_data("app2", "Y2hhbGxlbmdl"));
-        assert_ne!(a, report_data("app", "Y2hhbGxlbmdm"));
-        // The separator keeps (appid, challenge) pairs apart.
-        assert_ne!(report_data("ab", "c"), report_data("a", "bc"));
-        let mut expected = digest::Context::new(&digest::SHA256);
-        expected.update(b"ehsm GenerateQuote\0app\0Y2hhbGxlbmdl");
-        assert_eq!(a[..32], *expected.finish().as_ref());
-    }
 
     #[test]
     fn policy_mismatch_names_the_measurement() {
