@@ -62,6 +62,19 @@ const TEE_TYPE_TDX: u32 = 0x0000_0081;
 const V5_BODY_TD10: u16 = 2;
 const V5_BODY_TD15_EX: u16 = 4;
 
+/// The report data of an SGX or TDX quote, read without verifying anything; the error says why
+/// neither layout fits.
+pub fn report_data(quote: &[u8]) -> Result<[u8; 64], String> {
+    match sgx_report_body(quote) {
+        Ok(sgx) => Ok(sgx.report_data),
+        Err(sgx_reason) => td_report_body(quote)
+            .map(|td| td.report_data)
+            .map_err(|td_reason| {
+                format!("not an SGX quote ({sgx_reason}) nor a TDX quote ({td_reason})")
+            }),
+    }
+}
+
 /// Reads the enclave report body of an SGX DCAP quote (version 3).
 pub fn sgx_report_body(quote: &[u8]) -> Result<SgxIdentity, &'static str> {
     let version = u16_at(quote, 0).ok_or("too short for a quote header")?;

@@ -208,19 +208,11 @@ async fn check_hardware(state: &AppState, quote: &[u8]) -> Result<Checked, ApiEr
         }
         // A revoked platform is a verdict, as upstream's QvE gives it: result 0xA005. Nothing
         // else is verified, so its measurements are the quote's own, for the policy only.
-        Err(dcap::Error::Revoked { .. }) => {
-            let sgx = evidence::sgx_report_body(quote).ok();
-            let report_data = match (&sgx, evidence::td_report_body(quote)) {
-                (Some(id), _) => id.report_data,
-                (None, Ok(td)) => td.report_data,
-                (None, Err(_)) => [0; 64],
-            };
-            Ok(Checked {
-                status: Status::Revoked,
-                sgx,
-                report_data,
-            })
-        }
+        Err(dcap::Error::Revoked { .. }) => Ok(Checked {
+            status: Status::Revoked,
+            sgx: evidence::sgx_report_body(quote).ok(),
+            report_data: evidence::report_data(quote).unwrap_or([0; 64]),
+        }),
         // The collateral parsed at start-up; a part of it that does not parse now is the
         // operator's to fix, not the client's.
         Err(e @ dcap::Error::CollateralMalformed { .. }) => Err(ApiError::internal(&e)),

@@ -12,7 +12,7 @@ use super::parse::{Parsed, parse};
 use super::{CollateralSource, RatlsError};
 use crate::dcap::unix_secs;
 use crate::dcap::{self, Identity, Status};
-use crate::evidence::{sgx_report_body, td_report_body};
+use crate::evidence;
 use crate::policy::Policy;
 use crate::sim;
 
@@ -135,7 +135,9 @@ impl Verifier {
             Carried::Quote(quote) => {
                 // The unverified report data first, so that a copied quote is reported as such
                 // rather than as whatever its collateral says.
-                if unverified_report_data(&quote)? != expected {
+                let quoted =
+                    evidence::report_data(&quote).map_err(RatlsError::MalformedEvidence)?;
+                if quoted != expected {
                     return Err(RatlsError::NotBound);
                 }
                 let (evidence, report_data) = self.appraise_quote(&quote, now)?;
@@ -204,20 +206,6 @@ impl Verifier {
     }
 }
 
-/// The report data of an SGX or TDX quote, read without verifying anything.
-fn unverified_report_data(quote: &[u8]) -> Result<[u8; 64], RatlsError> {
-    match sgx_report_body(quote) {
-        Ok(sgx) => Ok(sgx.report_data),
-        Err(sgx_reason) => td_report_body(quote)
-            .map(|td| td.report_data)
-            .map_err(|td_reason| {
-                RatlsError::MalformedEvidence(format!(
-                    "not an SGX quote ({sgx_reason}) nor a TDX quote ({td_reason})"
-                ))
-            }),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -247,7 +235,7 @@ mod tests {
     fn dcap_branch_accepts_the_sample_quote_under_a_matching_policy() {
         let v = verifier(ACCEPTS_SAMPLE);
         let (evidence, report_data) = v.appraise_quote(SGX_QUOTE, v.now()).unwrap();
-        assert_eq!(report_data, unverified_report_data(SGX_QUOTE).unwrap());
+        assert_eq!(report_data, evidence::report_data(SGX_QUOTE).unwrap());
         let PeerEvidence::Quote {
             identity, status, ..
         } = evidence
