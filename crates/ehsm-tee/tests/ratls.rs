@@ -347,6 +347,20 @@ fn a_certificate_without_evidence_or_with_two_is_refused() {
         Err(RatlsError::MalformedEvidence(_))
     ));
 
+    // Any key but ECDSA P-256 (what ehsm issues) is refused before the evidence is looked at.
+    let p384 = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P384_SHA384).unwrap();
+    let mut params = CertificateParams::default();
+    params
+        .custom_extensions
+        .push(CustomExtension::from_oid_content(
+            SIM_EVIDENCE_OID,
+            evidence.clone(),
+        ));
+    let err = v
+        .verify_certificate(params.self_signed(&p384).unwrap().der())
+        .unwrap_err();
+    assert!(err.to_string().contains("not ECDSA P-256"), "{err}");
+
     assert!(matches!(
         v.verify_certificate(b"not a certificate"),
         Err(RatlsError::MalformedCertificate(_))

@@ -1,9 +1,7 @@
 //! Reading an RA-TLS certificate: parse, check its self-signature and validity, and take out
 //! the public key and the evidence. Nothing here verifies the evidence itself.
 
-use aws_lc_rs::signature::{
-    self, ECDSA_P256_SHA256_ASN1, ECDSA_P384_SHA384_ASN1, VerificationAlgorithm,
-};
+use aws_lc_rs::signature::{self, ECDSA_P256_SHA256_ASN1, VerificationAlgorithm};
 use x509_cert::Certificate;
 use x509_cert::der::{Decode as _, Encode as _};
 use x509_cert::spki::ObjectIdentifier;
@@ -12,10 +10,8 @@ use super::RatlsError;
 use super::extension::{self, Carried, DICE_TAGGED_EVIDENCE_OID, SIM_EVIDENCE_OID};
 
 const ECDSA_WITH_SHA256: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.4.3.2");
-const ECDSA_WITH_SHA384: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.4.3.3");
 const EC_PUBLIC_KEY: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.2.1");
 const SECP256R1: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.3.1.7");
-const SECP384R1: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.132.0.34");
 
 /// The parts of a self-signed RA-TLS certificate a verifier needs.
 pub(super) struct Parsed {
@@ -28,8 +24,8 @@ pub(super) struct Parsed {
     pub(super) evidence: Carried,
 }
 
-/// Parses `der` and checks that it is signed by its own key. Only ECDSA with P-256/SHA-256
-/// (what [`super::certificate`] makes) and P-384/SHA-384 are accepted.
+/// Parses `der` and checks that it is signed by its own key. Only ECDSA with P-256/SHA-256,
+/// what [`super::certificate`] makes, is accepted: every peer is an ehsm process.
 pub(super) fn parse(der: &[u8]) -> Result<Parsed, RatlsError> {
     let malformed = |reason: String| RatlsError::MalformedCertificate(reason);
     let cert = Certificate::from_der(der).map_err(|e| malformed(e.to_string()))?;
@@ -53,11 +49,9 @@ pub(super) fn parse(der: &[u8]) -> Result<Parsed, RatlsError> {
     };
     let algorithm: &dyn VerificationAlgorithm = match (cert.signature_algorithm().oid, curve) {
         (ECDSA_WITH_SHA256, Some(SECP256R1)) => &ECDSA_P256_SHA256_ASN1,
-        (ECDSA_WITH_SHA384, Some(SECP384R1)) => &ECDSA_P384_SHA384_ASN1,
         _ => {
             return Err(malformed(
-                "its key and signature are not ECDSA P-256 with SHA-256 or P-384 with SHA-384"
-                    .to_owned(),
+                "its key and signature are not ECDSA P-256 with SHA-256".to_owned(),
             ));
         }
     };
