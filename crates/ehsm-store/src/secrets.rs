@@ -126,6 +126,7 @@ impl Store {
         .await
         .map_err(crate::store::key_error)?;
         if inserted.rows_affected() == 0 {
+            tx.rollback().await?;
             return Ok(false);
         }
         sqlx::query(
@@ -222,6 +223,7 @@ impl Store {
         .fetch_optional(&mut *tx)
         .await?;
         let Some(version) = version else {
+            tx.rollback().await?;
             return Ok(None);
         };
         sqlx::query(

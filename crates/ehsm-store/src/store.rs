@@ -3,7 +3,7 @@
 use sqlx::AnyConnection;
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::migrate::Migrator;
-use sqlx::{AnyPool, Row};
+use sqlx::{AnyPool, Connection as _, Row};
 
 use crate::error::{Error, Result};
 use crate::invalidate::{self, Invalidation};
@@ -195,6 +195,27 @@ impl Store {
             )
             .acquire_timeout(settings.acquire_timeout)
             .after_connect(move |conn, _meta| Box::pin(dialect.prepare(conn)))
+            // A connection comes back to the pool still inside a transaction (by sqlx's count)
+            // only when that transaction did not end cleanly: its COMMIT or ROLLBACK failed, or
+            // it was dropped on an error path and its queued ROLLBACK has not run yet. Such a
+            // connection is closed, never reused; closing rolls back whatever the database
+            // still holds open and releases its locks.
+            //
+            // Why at this depth: after a COMMIT that failed with SQLITE_FULL (or an I/O error)
+            // SQLite may already have rolled the transaction back, so the ROLLBACK that sqlx
+            // queues when the `Transaction` is dropped fails as well and sqlx's count stays
+            // at 1. Reused, such a connection's next `begin()` was a `SAVEPOINT` and its
+            // `commit()` a `RELEASE`, not a COMMIT: once SQLite kept a transaction open
+            // underneath (a failed `RELEASE` of an outermost savepoint does), writes
+            // acknowledged on that connection were never committed, and that transaction's
+            // write lock made the other connections fail with "database is locked" until a
+            // restart (tests/disk_full.rs). With this check every store operation starts on a
+            // connection outside any transaction, so every `begin()` is a real `BEGIN` and
+            // every `commit()` a real `COMMIT` whose failure is reported: a write is durable
+            // or answers an error. It costs nothing (it reads a counter), and covers
+            // PostgreSQL the same way (a connection lost mid-transaction fails its COMMIT and
+            // is closed here or by sqlx's ping on release).
+            .after_release(|conn, _meta| Box::pin(async move { Ok(!conn.is_in_transaction()) }))
             .connect(&target.connect_url)
             .await
             .map_err(open_error)?;
