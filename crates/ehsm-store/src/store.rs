@@ -64,6 +64,8 @@ struct Target {
     connect_url: String,
     /// For messages: never includes credentials.
     description: String,
+    /// SQLite only: the database file, when the store may create it (see [`create_owner_only`]).
+    create_file: Option<std::path::PathBuf>,
 }
 
 impl Target {
@@ -79,22 +81,26 @@ impl Target {
                     "a SQLite URL needs a file path, e.g. sqlite://data/ehsm.db",
                 ));
             }
-            let has_mode = params.is_some_and(|p| p.split('&').any(|kv| kv.starts_with("mode=")));
+            let mode = params.and_then(|p| p.split('&').find_map(|kv| kv.strip_prefix("mode=")));
+            let has_mode = mode.is_some();
             let connect_url = match (params, has_mode) {
                 (_, true) => url.to_owned(),
                 (Some(_), false) => format!("{url}&mode=rwc"),
                 (None, false) => format!("{url}?mode=rwc"),
             };
+            let creates = matches!(mode, None | Some("rwc")) && path != ":memory:";
             Ok(Self {
                 dialect: Dialect::Sqlite,
                 connect_url,
                 description: format!("SQLite database {path:?}"),
+                create_file: creates.then(|| path.into()),
             })
         } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             Ok(Self {
                 dialect: Dialect::Postgres,
                 connect_url: url.to_owned(),
                 description: "PostgreSQL database".to_owned(),
+                create_file: None,
             })
         } else {
             Err(Error::InvalidUrl(
@@ -187,6 +193,9 @@ impl Store {
             target: target.description.clone(),
             cause,
         };
+        if let Some(path) = &target.create_file {
+            create_owner_only(path);
+        }
         let pool = AnyPoolOptions::new()
             .max_connections(
                 settings
@@ -257,19 +266,52 @@ impl Store {
         Ok(())
     }
 
+    /// Sets SQLite's journal mode, then brings the schema up to date under a lock the
+    /// database provides, so that any number of nodes starting together on a new database
+    /// all come up: the first to take the lock migrates, the others wait (saying so in the
+    /// log) and then find nothing left to do. sqlx's migrator locks on PostgreSQL only (an
+    /// advisory lock); its SQLite lock does nothing, and nodes migrating one new file at once
+    /// ran `CREATE TABLE`s another had just made ("table secrets already exists").
     async fn initialize(pool: &AnyPool, dialect: Dialect) -> Result<()> {
-        if dialect == Dialect::Sqlite {
-            // journal_mode is a property of the file: set it once (it persists).
-            let mode: String = sqlx::query_scalar("PRAGMA journal_mode = WAL")
-                .fetch_one(pool)
+        let mut conn = pool.acquire().await?;
+        match dialect {
+            Dialect::Sqlite => {
+                // journal_mode is a property of the file: set it once (it persists). It cannot
+                // change inside a transaction, so before the lock.
+                let mode: String = sqlx::query_scalar("PRAGMA journal_mode = WAL")
+                    .fetch_one(&mut *conn)
+                    .await?;
+                if !mode.eq_ignore_ascii_case("wal") && !mode.eq_ignore_ascii_case("memory") {
+                    return Err(Error::Database(sqlx::Error::Configuration(
+                        "SQLite refused to switch to WAL journal mode".into(),
+                    )));
+                }
+                // SQLite's write lock, held until the whole migration commits (sqlx runs each
+                // migration in a savepoint inside it). A node waits for it as for any writer,
+                // up to the busy timeout (5 s; a migration takes milliseconds).
+                let mut tx = migration_lock(conn.begin_with("BEGIN IMMEDIATE")).await?;
+                migrate(dialect, &mut *tx).await?;
+                tx.commit().await?;
+            }
+            Dialect::Postgres => {
+                // A session-level advisory lock of ehsm's own, around sqlx's (which is then
+                // never contended): unlike sqlx's, taking it says when this node waits. An
+                // error before the unlock needs no cleanup: `open_with` closes the pool, and
+                // with it this session and its lock.
+                migration_lock(
+                    sqlx::query("SELECT pg_advisory_lock($1)")
+                        .bind(PG_MIGRATION_LOCK)
+                        .execute(&mut *conn),
+                )
                 .await?;
-            if !mode.eq_ignore_ascii_case("wal") && !mode.eq_ignore_ascii_case("memory") {
-                return Err(Error::Database(sqlx::Error::Configuration(
-                    "SQLite refused to switch to WAL journal mode".into(),
-                )));
+                migrate(dialect, &mut *conn).await?;
+                sqlx::query("SELECT pg_advisory_unlock($1)")
+                    .bind(PG_MIGRATION_LOCK)
+                    .execute(&mut *conn)
+                    .await?;
             }
         }
-        dialect.migrator().run(pool).await.map_err(Error::Migration)
+        Ok(())
     }
 
     /// Closes the pool, waiting for connections in use to be returned (graceful shutdown).
@@ -732,6 +774,52 @@ impl Store {
         .await?;
         Ok(done.rows_affected() > 0)
     }
+}
+
+/// The key of ehsm's migration lock on PostgreSQL (advisory locks are per database): "ehsm" and
+/// "migr" in ASCII.
+const PG_MIGRATION_LOCK: i64 = 0x6568_736d_6d69_6772;
+
+/// How long taking the migration lock may take before the node logs that it waits: longer
+/// than taking a free lock ever takes, short enough that the line comes while it matters.
+const MIGRATION_LOCK_NOTICE: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// Awaits `lock` (the statement that takes the migration lock), logging that this node waits
+/// for another one if the lock is not granted at once.
+async fn migration_lock<T>(lock: impl Future<Output = sqlx::Result<T>>) -> Result<T> {
+    let mut lock = std::pin::pin!(lock);
+    if let Ok(taken) = tokio::time::timeout(MIGRATION_LOCK_NOTICE, &mut lock).await {
+        return Ok(taken?);
+    }
+    tracing::info!("another node is migrating the database; waiting for it to finish");
+    let taken = lock.await?;
+    tracing::info!("migration lock taken");
+    Ok(taken)
+}
+
+/// Runs the dialect's migrations on `conn`, which holds the migration lock. Through
+/// `run_direct`, the form sqlx keeps for a borrowed connection: its `run` takes an `Acquire`,
+/// whose bound on `&mut AnyConnection` makes the calling future "not general enough" to be
+/// `Send`.
+async fn migrate(dialect: Dialect, conn: &mut AnyConnection) -> Result<()> {
+    dialect
+        .migrator()
+        .run_direct(None, conn, false)
+        .await
+        .map_err(Error::Migration)
+}
+
+/// Creates the SQLite database file, if it does not exist, readable and writable by its owner
+/// only: SQLite would create it with the process's umask (typically 0644), and it creates the
+/// `-wal` and `-shm` files with the mode of the database file. An existing file is left as it
+/// is; any failure is left to SQLite, which opens the file next and reports it.
+fn create_owner_only(path: &std::path::Path) {
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let _ = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path);
 }
 
 /// PostgreSQL `TEXT` cannot hold NUL while SQLite can; refusing it on both keeps the backends

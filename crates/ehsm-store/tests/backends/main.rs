@@ -159,6 +159,25 @@ mod open_errors {
         assert!(err.to_string().contains("timed out"), "{err}");
     }
 
+    /// The database and its `-wal` and `-shm` files are readable by their owner only, whatever
+    /// the umask (SQLite alone creates them 0644 under the usual 022).
+    #[tokio::test]
+    async fn sqlite_files_are_owner_only() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ehsm.db");
+        let store = Store::open(&format!("sqlite://{}", path.display()))
+            .await
+            .unwrap();
+        store.put_setting("x", b"y").await.unwrap();
+        for suffix in ["", "-wal", "-shm"] {
+            let file = dir.path().join(format!("ehsm.db{suffix}"));
+            let mode = std::fs::metadata(&file).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode, 0o600, "{}: {mode:o}", file.display());
+        }
+        store.close().await;
+    }
+
     #[tokio::test]
     async fn sqlite_file_is_created_if_missing() {
         let dir = tempfile::tempdir().unwrap();
