@@ -90,15 +90,19 @@ enum Secret {
 
 impl SimPlatform {
     /// Opens the simulated platform in `data_dir`, creating its sealing secret on first use.
+    /// Once the secret exists, opening writes nothing (not even a temporary file), so a node
+    /// restarts on a full or read-only disk.
     pub fn open(data_dir: &Path) -> Result<Self, Error> {
         let path = data_dir.join(SEALING_FILE);
-        let mut secret = zeroize::Zeroizing::new([0u8; 32]);
-        aws_lc_rs::rand::fill(secret.as_mut_slice()).map_err(|_| Error::BadFile {
-            path: path.clone(),
-            reason: "the random number generator failed",
-        })?;
-        // Create once; if another process (or an earlier start) made it, use theirs.
-        files::publish_new(&path, secret.as_slice())?;
+        if !path.try_exists().map_err(Error::io(&path))? {
+            let mut secret = zeroize::Zeroizing::new([0u8; 32]);
+            aws_lc_rs::rand::fill(secret.as_mut_slice()).map_err(|_| Error::BadFile {
+                path: path.clone(),
+                reason: "the random number generator failed",
+            })?;
+            // Create once; if another process made it meanwhile, use theirs.
+            files::publish_new(&path, secret.as_slice())?;
+        }
         let platform = Self {
             secret: Secret::File(path),
             measurement: sim_measurement(SIM_MEASUREMENT),
@@ -247,6 +251,41 @@ mod tests {
         let k3 = SimPlatform::open(b.path()).unwrap().sealing_key().unwrap();
         assert_eq!(k1.expose(), k2.expose());
         assert_ne!(k1.expose(), k3.expose());
+    }
+
+    /// A restart writes nothing: the data directory is not modified (no temporary file made
+    /// and removed, which would change its mtime) and the secret file is the same file.
+    #[test]
+    fn reopening_writes_nothing() {
+        use std::os::unix::fs::MetadataExt as _;
+        let dir = tempfile::tempdir().unwrap();
+        let k1 = SimPlatform::open(dir.path())
+            .unwrap()
+            .sealing_key()
+            .unwrap();
+        // A time in the past, so that any write now would show as a different mtime.
+        let past = std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_000_000);
+        std::fs::File::open(dir.path())
+            .unwrap()
+            .set_modified(past)
+            .unwrap();
+        let file = std::fs::metadata(dir.path().join(SEALING_FILE)).unwrap();
+        let k2 = SimPlatform::open(dir.path())
+            .unwrap()
+            .sealing_key()
+            .unwrap();
+        assert_eq!(k1.expose(), k2.expose());
+        let dir_meta = std::fs::metadata(dir.path()).unwrap();
+        assert_eq!(
+            dir_meta.modified().unwrap(),
+            past,
+            "the data directory was written"
+        );
+        let after = std::fs::metadata(dir.path().join(SEALING_FILE)).unwrap();
+        assert_eq!(
+            (after.ino(), after.mtime(), after.mtime_nsec()),
+            (file.ino(), file.mtime(), file.mtime_nsec())
+        );
     }
 
     #[test]
