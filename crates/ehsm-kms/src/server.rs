@@ -668,13 +668,31 @@ async fn setting_or_create(
     Ok((stored, created))
 }
 
+/// Creates the data directory (0700) if it does not exist. An existing one that its group or
+/// others may enter is used as it is, with a warning: its secrets files and database are
+/// owner-only anyway, but its contents are listed to them, and the mode may be deliberate
+/// (changing it behind the operator's back is not ehsm's call).
 fn create_data_dir(dir: &Path) -> anyhow::Result<()> {
-    use std::os::unix::fs::DirBuilderExt as _;
+    use std::os::unix::fs::{DirBuilderExt as _, PermissionsExt as _};
     std::fs::DirBuilder::new()
         .recursive(true)
         .mode(0o700)
         .create(dir)
-        .with_context(|| format!("creating the data directory {}", dir.display()))
+        .with_context(|| format!("creating the data directory {}", dir.display()))?;
+    let mode = std::fs::metadata(dir)
+        .with_context(|| format!("reading the data directory {}", dir.display()))?
+        .permissions()
+        .mode();
+    if mode & 0o077 != 0 {
+        tracing::warn!(
+            "the data directory {} is accessible to its group or others (mode {:o}); \
+             make it owner-only: chmod 700 {}",
+            dir.display(),
+            mode & 0o777,
+            dir.display()
+        );
+    }
+    Ok(())
 }
 
 /// A database URL without its password, for logs.
