@@ -135,7 +135,8 @@ async fn handle(
     // 7. Replay: a look-up here, where upstream answered replays; the request is recorded
     //    only once its MAC has checked out (below).
     let now = now_ms();
-    if state.replay.is_replay(fresh.appid(), fresh.sign(), now) {
+    let fingerprint = state.replay.fingerprint(fresh.appid(), fresh.sign());
+    if state.replay.is_replay(&fingerprint, now) {
         return Err(replayed());
     }
     // 8. Payload schema.
@@ -176,10 +177,7 @@ async fn handle(
     fresh.check_signed_action(action, state.require_signed_action)?;
     // The request is authentic: record it (a twin sent at the same moment loses here), and
     // do nothing until a restart would remember it too.
-    let ticket = state
-        .replay
-        .record(fresh.appid(), fresh.sign(), now)
-        .ok_or_else(replayed)?;
+    let ticket = state.replay.record(fingerprint, now).ok_or_else(replayed)?;
     state
         .replay
         .durable(ticket)

@@ -94,6 +94,10 @@ struct Shard {
     pending: Vec<ReplayEntry>,
 }
 
+/// A request as the cache knows it ([`ReplayCache::fingerprint`]): computed once, looked up
+/// before the MAC check and recorded after it.
+pub(crate) struct Fingerprint([u8; 16]);
+
 /// A recorded request's place in the flush order: its entry is in the store once the flush of
 /// this epoch (or a later one) has committed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -164,7 +168,7 @@ impl ReplayCache {
 
     /// The fingerprint of a request: its appid and `sign`. Each string is preceded by its
     /// length, so moving characters from one to the other gives a different input.
-    fn fingerprint(&self, appid: &str, sign: &str) -> [u8; 16] {
+    pub(crate) fn fingerprint(&self, appid: &str, sign: &str) -> Fingerprint {
         let mut ctx = hmac::Context::with_key(&self.key);
         for part in [appid, sign] {
             ctx.update(&(part.len() as u64).to_le_bytes());
@@ -172,7 +176,7 @@ impl ReplayCache {
         }
         let mut fp = [0; 16];
         fp.copy_from_slice(&ctx.sign().as_ref()[..16]);
-        fp
+        Fingerprint(fp)
     }
 
     fn shard(&self, fingerprint: &[u8; 16]) -> &Mutex<Shard> {
@@ -187,22 +191,18 @@ impl ReplayCache {
             .is_some_and(|&seen| now.saturating_sub(seen) < KEEP_SECONDS)
     }
 
-    /// Whether the request `(appid, sign)` was accepted in the window: a look-up only, for the
-    /// place in the checks where upstream answered replays (before the MAC is checked).
-    pub(crate) fn is_replay(&self, appid: &str, sign: &str, now_ms: i64) -> bool {
-        let fingerprint = self.fingerprint(appid, sign);
-        Self::seen_in(
-            &lock(self.shard(&fingerprint)),
-            &fingerprint,
-            seconds(now_ms),
-        )
+    /// Whether the request was accepted in the window: a look-up only, for the place in the
+    /// checks where upstream answered replays (before the MAC is checked).
+    pub(crate) fn is_replay(&self, fingerprint: &Fingerprint, now_ms: i64) -> bool {
+        let fp = &fingerprint.0;
+        Self::seen_in(&lock(self.shard(fp)), fp, seconds(now_ms))
     }
 
     /// Records an authenticated request; `None` if it is a replay (of a request recorded since
     /// [`Self::is_replay`] said no: the same request sent twice at once). The answer must wait
     /// for [`Self::durable`] with the ticket.
-    pub(crate) fn record(&self, appid: &str, sign: &str, now_ms: i64) -> Option<Ticket> {
-        let fingerprint = self.fingerprint(appid, sign);
+    pub(crate) fn record(&self, fingerprint: Fingerprint, now_ms: i64) -> Option<Ticket> {
+        let Fingerprint(fingerprint) = fingerprint;
         let now = seconds(now_ms);
         let mut shard = lock(self.shard(&fingerprint));
         if Self::seen_in(&shard, &fingerprint, now) {
@@ -358,19 +358,27 @@ mod tests {
 
     /// Records like a request that passed its MAC check: true if it was new.
     fn accept(c: &ReplayCache, appid: &str, sign: &str, now_ms: i64) -> bool {
-        c.record(appid, sign, now_ms).is_some()
+        c.record(c.fingerprint(appid, sign), now_ms).is_some()
+    }
+
+    fn seen(c: &ReplayCache, appid: &str, sign: &str, now_ms: i64) -> bool {
+        c.is_replay(&c.fingerprint(appid, sign), now_ms)
+    }
+
+    fn ticket(c: &ReplayCache, sign: &str) -> Ticket {
+        c.record(c.fingerprint("a", sign), 0).unwrap()
     }
 
     #[test]
     fn the_same_signed_request_is_a_replay_within_the_window_only() {
         let c = ReplayCache::new(b"k", Vec::new());
-        assert!(!c.is_replay("a", "s1", 0));
+        assert!(!seen(&c, "a", "s1", 0));
         assert!(accept(&c, "a", "s1", 0));
-        assert!(c.is_replay("a", "s1", 1));
+        assert!(seen(&c, "a", "s1", 1));
         assert!(!accept(&c, "a", "s1", 1));
         assert!(accept(&c, "a", "s2", 1), "another signed content");
         assert!(accept(&c, "b", "s1", 1), "another app");
-        assert!(!c.is_replay("a", "s1", KEEP_MS), "expired");
+        assert!(!seen(&c, "a", "s1", KEEP_MS), "expired");
         assert!(accept(&c, "a", "s1", KEEP_MS));
         assert_eq!(c.take_pending().1.len(), 4);
         assert!(c.take_pending().1.is_empty());
@@ -389,7 +397,7 @@ mod tests {
     fn a_look_up_records_nothing() {
         let c = ReplayCache::new(b"k", Vec::new());
         for _ in 0..3 {
-            assert!(!c.is_replay("a", "forged", 0));
+            assert!(!seen(&c, "a", "forged", 0));
         }
         assert!(c.take_pending().1.is_empty());
         assert!(accept(&c, "a", "forged", 0));
@@ -410,7 +418,7 @@ mod tests {
         let (_, stored) = first.take_pending();
         // A restart (or another node) with the same key refuses the request...
         let second = ReplayCache::new(b"k", stored.clone());
-        assert!(second.is_replay("a", "s", 200));
+        assert!(seen(&second, "a", "s", 200));
         assert!(!accept(&second, "a", "s", 200));
         second.prune(100 + KEEP_MS);
         assert!(accept(&second, "a", "s", 100 + KEEP_MS));
@@ -448,15 +456,15 @@ mod tests {
     #[tokio::test]
     async fn a_ticket_is_durable_once_its_epoch_or_a_later_one_is_written() {
         let c = ReplayCache::new(b"k", Vec::new());
-        let first = c.record("a", "1", 0).unwrap();
-        let second = c.record("a", "2", 0).unwrap();
+        let first = ticket(&c, "1");
+        let second = ticket(&c, "2");
         let (epoch, batch) = c.take_pending();
         assert_eq!(
             batch.len(),
             2,
             "both entries are in the batch of their epoch"
         );
-        let third = c.record("a", "3", 0).unwrap();
+        let third = ticket(&c, "3");
         c.flushed(epoch, true);
         c.durable(first).await.unwrap();
         c.durable(second).await.unwrap();
@@ -484,7 +492,7 @@ mod tests {
                 let c = std::sync::Arc::clone(&c);
                 std::thread::spawn(move || {
                     (0..2000)
-                        .map(|i| (c.record("a", &format!("{w}-{i}"), 0).unwrap().0, w, i))
+                        .map(|i| (ticket(&c, &format!("{w}-{i}")).0, w, i))
                         .collect::<Vec<_>>()
                 })
             })
@@ -506,7 +514,7 @@ mod tests {
                 .map(|(epoch, _)| *epoch)
         };
         for (ticket, w, i) in tickets {
-            let fp = c.fingerprint("a", &format!("{w}-{i}"));
+            let fp = c.fingerprint("a", &format!("{w}-{i}")).0;
             let epoch = epoch_of(&fp).expect("every entry is in a batch");
             assert!(epoch <= ticket, "entry of ticket {ticket} in batch {epoch}");
         }
