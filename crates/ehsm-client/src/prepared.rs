@@ -1,5 +1,10 @@
-//! The signed request envelope of spec §2.3, `{appid, timestamp, nonce, payload, sign}`, with
-//! everything that does not change between two sends of one payload worked out once.
+//! The signed request envelope of spec §2.3, `{action, appid, timestamp, nonce, payload, sign}`,
+//! with everything that does not change between two sends of one payload worked out once.
+//!
+//! `action` is ehsm's extension: the action's name, signed with the rest, so that a captured
+//! request cannot be sent to another action (upstream signs no action: its `?Action=` query
+//! parameter is outside the signature). The server checks it when present and can be told to
+//! require it (`ehsm serve --require-signed-action`).
 
 use core::fmt;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -35,7 +40,7 @@ pub struct PreparedRequest {
     /// The payload's entry in the signing string, `payload=<canon(payload)>`, or `""` when canon
     /// skips it or the payload is left out.
     payload_entry: String,
-    /// The body up to the nonce's value: `{"appid":<appid>,"nonce":`.
+    /// The body up to the nonce's value: `{"action":<action>,"appid":<appid>,"nonce":`.
     head: Vec<u8>,
     /// `,"payload":<payload JSON>`, or nothing when the payload is left out.
     payload_field: Vec<u8>,
@@ -53,7 +58,9 @@ impl PreparedRequest {
     /// Prepares `action` with `payload` (the action's parameters, spec §7), signed with
     /// `credentials`.
     pub fn new(credentials: &Credentials, action: Action, payload: Value) -> Self {
-        let mut head = b"{\"appid\":".to_vec();
+        let mut head = b"{\"action\":".to_vec();
+        push_json_string(&mut head, action.as_str());
+        head.extend_from_slice(b",\"appid\":");
         push_json_string(&mut head, &credentials.appid);
         head.extend_from_slice(b",\"nonce\":");
         let (payload_entry, payload_field) = if is_empty_object(&payload) {
@@ -103,11 +110,12 @@ impl PreparedRequest {
         self.signed_body(&timestamp_now(), &random_nonce())
     }
 
-    /// `appid=<appid>[&nonce=<nonce>][&payload=<canon(payload)>]&timestamp=<timestamp>`: canon of
-    /// the four signed fields (spec §3.1), in their sorted order.
+    /// `action=<action>&appid=<appid>[&nonce=<nonce>][&payload=<canon(payload)>]&timestamp=<timestamp>`:
+    /// canon of the signed fields (spec §3.1), in their sorted order.
     pub(crate) fn signing_string(&self, timestamp: &str, nonce: &str) -> String {
         let mut out =
-            String::with_capacity(self.appid.len() + self.payload_entry.len() + nonce.len() + 40);
+            String::with_capacity(self.appid.len() + self.payload_entry.len() + nonce.len() + 64);
+        push_string_entry(&mut out, "action", self.action.as_str());
         push_string_entry(&mut out, "appid", &self.appid);
         push_string_entry(&mut out, "nonce", nonce);
         push_entry(&mut out, &[self.payload_entry.as_str()]);

@@ -57,6 +57,7 @@ fn reference_body(
     payload: Value,
 ) -> Map<String, Value> {
     let mut body = Map::new();
+    body.insert("action".into(), "Encrypt".into());
     body.insert("appid".into(), credentials.appid.clone().into());
     body.insert("timestamp".into(), timestamp.into());
     body.insert("nonce".into(), nonce.into());
@@ -150,8 +151,10 @@ fn prepared_body_signs_each_send_afresh() {
     assert_ne!(bodies[0]["nonce"], bodies[1]["nonce"]);
 }
 
+/// Spec §3.6's vector 3 with ehsm's signed `action` in front: the rest of the signing string is
+/// upstream's, byte for byte.
 #[test]
-fn envelope_reproduces_spec_3_6_vector_3() {
+fn envelope_reproduces_spec_3_6_vector_3_after_the_signed_action() {
     // The vector's payload also has `aad: ""`, which the server skips; the SDK never sends it.
     let body = signed_body(
         &creds(),
@@ -164,12 +167,23 @@ fn envelope_reproduces_spec_3_6_vector_3() {
     assert_eq!(
         signing_string(&unsigned),
         format!(
-            "appid={APPID}&nonce=1234567890&payload=keyid={KEYID}&keylen=16&timestamp=1700000000000"
+            "action=Encrypt&appid={APPID}&nonce=1234567890&payload=keyid={KEYID}&keylen=16&timestamp=1700000000000"
         )
     );
-    assert_eq!(body["sign"], "IERyXzk6l/brqkiHLHtXTRUnIKlhiyFOqPyaITu+GKA=");
+    assert_eq!(body["sign"], expected_sign(&body, APIKEY));
+    // Without the action, the same request signs as the vector says.
+    unsigned.remove("action");
+    let key = hmac::Key::new(hmac::HMAC_SHA256, APIKEY.as_bytes());
+    let upstream = hmac::sign(&key, signing_string(&unsigned).as_bytes());
+    assert_eq!(
+        STANDARD.encode(upstream.as_ref()),
+        "IERyXzk6l/brqkiHLHtXTRUnIKlhiyFOqPyaITu+GKA="
+    );
     let keys: Vec<&str> = body.keys().map(String::as_str).collect();
-    assert_eq!(keys, ["appid", "nonce", "payload", "sign", "timestamp"]);
+    assert_eq!(
+        keys,
+        ["action", "appid", "nonce", "payload", "sign", "timestamp"]
+    );
     assert_eq!(
         body["payload"]["keylen"],
         json!(16),
@@ -185,7 +199,7 @@ fn empty_payload_and_empty_aad_are_left_out() {
     unsigned.remove("sign");
     assert_eq!(
         signing_string(&unsigned),
-        format!("appid={APPID}&nonce=1&timestamp=1700000000000")
+        format!("action=Encrypt&appid={APPID}&nonce=1&timestamp=1700000000000")
     );
     assert_eq!(body["sign"], expected_sign(&body, APIKEY));
 }

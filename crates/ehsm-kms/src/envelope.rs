@@ -5,8 +5,6 @@
 //! Envelope → (steps 1–6) Fresh → (step 7, replay) → (step 8, payload schema) Validated →
 //! (step 9, app + MAC) Authenticated → the action.
 
-use std::borrow::Cow;
-
 use ehsm_core::MacVerified;
 use ehsm_proto::Action;
 use serde_json::{Map, Value};
@@ -135,13 +133,6 @@ impl Fresh {
             .unwrap_or_default()
     }
 
-    pub(crate) fn timestamp(&self) -> &str {
-        self.body
-            .get("timestamp")
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-    }
-
     pub(crate) fn sign(&self) -> &str {
         self.body
             .get("sign")
@@ -149,13 +140,27 @@ impl Fresh {
             .unwrap_or_default()
     }
 
-    /// The nonce as the replay cache keys it: the string itself, the JSON text of any other
-    /// value, or "" when absent.
-    pub(crate) fn nonce_key(&self) -> Cow<'_, str> {
-        match self.body.get("nonce") {
-            None | Some(Value::Null) => Cow::Borrowed(""),
-            Some(Value::String(s)) => Cow::Borrowed(s),
-            Some(other) => Cow::Owned(other.to_string()),
+    /// Checks ehsm's signed `action` field (see `ehsm_proto::canon`) against the request's
+    /// `?Action=`: when present it must name that action; when `required`, it must be present.
+    /// Call it once the MAC has checked out: only then is the field what the client signed.
+    pub(crate) fn check_signed_action(
+        &self,
+        action: Option<Action>,
+        required: bool,
+    ) -> Result<(), ApiError> {
+        match self.body.get("action") {
+            // Canon skips `null`, `""`, `false`, `0` and the like, so such a value may have been
+            // added to a signed body by anyone: it counts as absent where that is allowed and
+            // as a mismatch otherwise.
+            None | Some(Value::Null) if !required => Ok(()),
+            None | Some(Value::Null) => Err(ApiError::bad_request(
+                "This server requires the signed action: the request body must name its action \
+                 in the field \"action\", included in the signature",
+            )),
+            Some(Value::String(signed)) if action.is_some_and(|a| a.as_str() == signed) => Ok(()),
+            Some(_) => Err(ApiError::bad_request(
+                "The signed action does not match the Action of the request",
+            )),
         }
     }
 

@@ -417,6 +417,7 @@ mod tests {
             quotes: crate::server::QuoteConfig::default(),
             hsm: None,
             domain: None,
+            require_signed_action: false,
         };
         open(&config).await.unwrap().state
     }

@@ -132,15 +132,12 @@ async fn handle(
         };
     }
     let fresh = Envelope::new(parse_body(headers, body)?).check(action, now_ms() as u64)?;
-    // 7. Replay: recorded before the payload and signature checks, as upstream.
+    // 7. Replay: a look-up here, where upstream answered replays; the request is recorded
+    //    only once its MAC has checked out (below).
     let now = now_ms();
-    if !state
-        .replay
-        .check_and_record(fresh.appid(), fresh.timestamp(), &fresh.nonce_key(), now)
-    {
-        return Err(ApiError::bad_request(
-            "Timestamp can't be repeated in 20 minutes",
-        ));
+    let fingerprint = state.replay.fingerprint(fresh.appid(), fresh.sign());
+    if state.replay.is_replay(&fingerprint, now) {
+        return Err(replayed());
     }
     // 8. Payload schema.
     if fresh.has_payload()
@@ -177,12 +174,25 @@ async fn handle(
         signing_string.as_bytes(),
         fresh.sign(),
     )?;
+    fresh.check_signed_action(action, state.require_signed_action)?;
+    // The request is authentic: record it (a twin sent at the same moment loses here), and
+    // do nothing until a restart would remember it too.
+    let ticket = state.replay.record(fingerprint, now).ok_or_else(replayed)?;
+    state
+        .replay
+        .durable(ticket)
+        .await
+        .map_err(|e| ApiError::internal(&e))?;
     let req = Authenticated::new(&fresh, mac);
     // 10. The action; only POST reaches one.
     match action {
         Some(a) if method == Method::POST => actions::dispatch(state, a, &req).await,
         _ => Err(ApiError::not_found()),
     }
+}
+
+fn replayed() -> ApiError {
+    ApiError::bad_request("Timestamp can't be repeated in 20 minutes")
 }
 
 /// Request ids: a random per-process prefix and a counter. Unique like a UUID per request, but
@@ -226,10 +236,26 @@ fn parse_body(headers: &HeaderMap, body: &[u8]) -> Result<Map<String, Value>, Ap
         return Ok(Map::new());
     }
     match serde_json::from_slice::<Value>(body) {
+        // Neither database stores a NUL in text (PostgreSQL refuses it, and ids and names
+        // containing one would be ambiguous in C APIs), and no field of the protocol needs one:
+        // refused here, once, before anything looks at the body.
+        Ok(ref object @ Value::Object(_)) if has_nul(object) => Err(ApiError::bad_request(
+            "Parameter invalid, strings must not contain NUL characters.",
+        )),
         Ok(Value::Object(m)) => Ok(m),
         // Express's strict JSON parser takes arrays (then finds no fields) and refuses the rest.
         Ok(Value::Array(_)) => Ok(Map::new()),
         Ok(_) | Err(_) => Err(ApiError::bad_request("Invalid JSON")),
+    }
+}
+
+/// Whether a string in `value` (a value or an object's key, at any depth) holds a NUL.
+fn has_nul(value: &Value) -> bool {
+    match value {
+        Value::String(s) => s.contains('\0'),
+        Value::Array(items) => items.iter().any(has_nul),
+        Value::Object(m) => m.iter().any(|(k, v)| k.contains('\0') || has_nul(v)),
+        Value::Null | Value::Bool(_) | Value::Number(_) => false,
     }
 }
 

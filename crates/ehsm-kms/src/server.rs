@@ -57,6 +57,9 @@ pub struct Config {
     /// Run as a node of a domain, taking the domain keys from the node's dkeycache instead of
     /// sealing its own (standalone mode).
     pub domain: Option<DomainConfig>,
+    /// Refuse requests without ehsm's signed `action` envelope field (which, when present, is
+    /// always checked against `?Action=`).
+    pub require_signed_action: bool,
 }
 
 /// Where a node of a domain takes its domain keys from (`ehsm serve --domain`).
@@ -105,8 +108,8 @@ pub enum Tee {
     },
 }
 
-/// How often accepted requests' replay entries are written to the store.
-const REPLAY_FLUSH: Duration = Duration::from_millis(20);
+/// How often other nodes' replay batches are read.
+const REPLAY_FOLLOW: Duration = Duration::from_millis(20);
 
 /// Opens the data directory, domain key, core and store, then serves until `shutdown`
 /// completes; in-flight requests finish, the replay cache is flushed and the store closed.
@@ -352,6 +355,7 @@ pub(crate) async fn open(config: &Config) -> anyhow::Result<Service> {
             std::thread::available_parallelism().map_or(2, std::num::NonZero::get),
         ),
         attestation,
+        require_signed_action: config.require_signed_action,
     }));
     Ok(Service {
         state,
@@ -544,11 +548,12 @@ async fn apply_invalidations(
     }
 }
 
-/// Writes new replay entries to the store every [`REPLAY_FLUSH`].
+/// Writes recorded replay entries to the store as soon as there are any: a group commit, since
+/// every entry recorded while one write is in flight goes into the next. Requests wait for the
+/// write that holds their entry (`ReplayCache::durable`).
 async fn replay_flusher(state: AppState) {
-    let mut tick = tokio::time::interval(REPLAY_FLUSH);
     loop {
-        tick.tick().await;
+        state.replay.wait_for_pending().await;
         flush_replay(&state).await;
     }
 }
@@ -558,11 +563,11 @@ async fn replay_flusher(state: AppState) {
 const REPLAY_FOLLOW_PAGE: u32 = 500;
 
 /// Merges the replay batches written by every node (this one too: merging is idempotent) after
-/// `after`, every [`REPLAY_FLUSH`], so that a request accepted by another node is refused here
+/// `after`, every [`REPLAY_FOLLOW`], so that a request accepted by another node is refused here
 /// about two intervals later (see `replay.rs`).
 async fn replay_follower(state: AppState, after: i64) {
     let mut cursor = BatchCursor::new(after);
-    let mut tick = tokio::time::interval(REPLAY_FLUSH);
+    let mut tick = tokio::time::interval(REPLAY_FOLLOW);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut failing = false;
     loop {
@@ -616,15 +621,20 @@ fn merge_batches(
 }
 
 async fn flush_replay(state: &AppState) {
-    let batch = state.replay.take_pending();
+    let (epoch, batch) = state.replay.take_pending();
     if batch.is_empty() {
+        state.replay.flushed(epoch, true);
         return;
     }
-    if let Err(e) = state.store.insert_replay_entries(&batch).await {
-        // Keep serving (the in-memory cache still refuses replays on this node) and write the
-        // entries with the next flush.
-        tracing::error!(error = %e, entries = batch.len(), "writing replay entries failed; will retry");
-        state.replay.return_pending(batch, now_ms());
+    match state.store.insert_replay_entries(&batch).await {
+        Ok(()) => state.replay.flushed(epoch, true),
+        Err(e) => {
+            // The requests waiting on these entries are refused; the entries are written with
+            // the next flush, so that other nodes and restarts refuse them too.
+            tracing::error!(error = %e, entries = batch.len(), "writing replay entries failed; will retry");
+            state.replay.return_pending(batch, now_ms());
+            state.replay.flushed(epoch, false);
+        }
     }
 }
 

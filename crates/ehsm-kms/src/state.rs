@@ -34,6 +34,8 @@ pub(crate) struct Inner {
     /// One permit per CPU for heavy core work (see `actions::heavy`).
     pub(crate) heavy: tokio::sync::Semaphore,
     pub(crate) attestation: Attestation,
+    /// Whether every request must carry the signed `action` (`--require-signed-action`).
+    pub(crate) require_signed_action: bool,
 }
 
 /// What the quote actions (GenerateQuote, VerifyQuote) work with.

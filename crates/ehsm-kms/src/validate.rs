@@ -14,8 +14,8 @@
 //! - An enum value must be one of the names: `arr.includes(value)`, so a number or any other
 //!   non-string is "type is incorrect", not "must be of string type".
 //!
-//! Fields that a table does not list are not looked at; unknown fields are ignored. The caller
-//! runs this only when the body has a payload (`payload !== undefined` and not null, as
+//! A field that neither the table nor [`unchecked_fields`] lists is refused (upstream ignored
+//! it). The caller runs this only when the body has a payload (`payload !== undefined` and not null, as
 //! upstream's `payload == undefined` check); an array payload reads as an empty map.
 
 use ehsm_proto::Action;
@@ -25,13 +25,25 @@ use serde_json::{Map, Value};
 
 /// Checks `payload` for `action` with upstream's rules (spec §5.1), fields in the listed order;
 /// the first failure is returned as upstream's message (spec §5.2), which the service sends with code 400.
+/// Then, unlike upstream, a field the action does not define is refused: a payload signed for
+/// one action is then not a valid payload of another (an Encrypt's is not a DeleteKey's).
 pub(crate) fn validate(action: Action, payload: &Map<String, Value>) -> Result<(), String> {
-    for field in fields(action) {
+    let fields = fields(action);
+    for field in fields {
         field
             .check(payload.get(field.name))
             .map_err(|fault| fault.message(field.name))?;
     }
-    Ok(())
+    let unchecked = unchecked_fields(action);
+    match payload.keys().find(|key| {
+        !fields.iter().any(|f| f.name == key.as_str()) && !unchecked.contains(&key.as_str())
+    }) {
+        Some(unknown) => Err(format!(
+            "Parameter invalid, The {unknown} is not a parameter of {}.",
+            action.as_str()
+        )),
+        None => Ok(()),
+    }
 }
 
 /// Upstream's `MAX_LENGTH`: 6 KB of data per field.
@@ -456,8 +468,24 @@ fn fields(action: Action) -> &'static [Field] {
         Action::ListSecrets => LIST_SECRETS,
         Action::DeleteSecret => DELETE_SECRET,
         Action::GetSecretValue => GET_SECRET_VALUE,
-        // No table upstream: anything goes.
+        // No table upstream, and no fields (upstream ignored any).
         Action::GetVersion | Action::Enroll | Action::ListKey | Action::DeleteAllKey => &[],
+    }
+}
+
+/// The fields an action takes that its table does not check: read by the handler without a
+/// rule upstream, or sent by one of upstream's SDKs although no server ever read them (refusing
+/// those would break that SDK's calls).
+fn unchecked_fields(action: Action) -> &'static [&'static str] {
+    match action {
+        Action::ImportKeyMaterial => &["importToken"],
+        // ehsm's extension: the challenge GenerateQuote bound the quote to.
+        Action::VerifyQuote => &["challenge"],
+        // Upstream's Python SDK sends these names; its server read `olddatakey_base`.
+        Action::ExportDataKey => &["old_data_key", "padding_mode"],
+        // Upstream's Python SDK spells `forceDelete` so; its server never read it.
+        Action::DeleteSecret => &["force_delete"],
+        _ => &[],
     }
 }
 
@@ -758,16 +786,45 @@ mod tests {
     }
 
     #[test]
-    fn validate_ignores_unknown_fields() {
+    fn validate_refuses_fields_the_action_does_not_define() {
         let payload = with(
             valid(Action::Encrypt),
             "surprise",
             json!({"deeply": [1, "nested"]}),
         );
-        assert_eq!(check(Action::Encrypt, payload), Ok(()));
+        assert_eq!(
+            check(Action::Encrypt, payload),
+            invalid("surprise", "is not a parameter of Encrypt.")
+        );
+        // A payload of one action is not one of another, even where the fields overlap.
+        assert_eq!(
+            check(
+                Action::DeleteKey,
+                json!({"keyid": KID, "plaintext": "aGk="})
+            ),
+            invalid("plaintext", "is not a parameter of DeleteKey.")
+        );
+        assert_eq!(
+            check(Action::DeleteAllKey, json!({"keyid": KID})),
+            invalid("keyid", "is not a parameter of DeleteAllKey.")
+        );
+        // The table's rules answer first, in upstream's order and words.
         let payload = json!({"keyid": "not even a keyid", "anything": 1});
-        assert_eq!(check(Action::ListKey, payload.clone()), Ok(()));
-        assert_eq!(check(Action::GetVersion, payload), Ok(()));
+        assert_eq!(
+            check(Action::Encrypt, payload),
+            invalid("keyid", "length error.")
+        );
+        // Fields a handler reads without a rule, and those upstream's SDKs send unread.
+        let import = with(valid(Action::ImportKeyMaterial), "importToken", json!("t"));
+        assert_eq!(check(Action::ImportKeyMaterial, import), Ok(()));
+        let delete = with(valid(Action::DeleteSecret), "force_delete", json!("false"));
+        assert_eq!(check(Action::DeleteSecret, delete), Ok(()));
+        // Every table's own fields pass.
+        for &action in Action::ALL {
+            if !action.is_unauthenticated() {
+                assert_eq!(check(action, valid(action)), Ok(()), "{action:?}");
+            }
+        }
     }
 
     /// JS `.length` counts UTF-16 code units: U+1F600 counts 2, "é" counts 1 (2 UTF-8 bytes).

@@ -35,8 +35,10 @@ use serde_json::{Map, Number, Value};
 const MAX_DEPTH: usize = 128;
 
 /// The fields of a request body that take part in its signature, in the order JS `sort()` puts
-/// them (all ASCII, so this is plain byte order).
-const SIGNED_FIELDS: [&str; 4] = ["appid", "nonce", "payload", "timestamp"];
+/// them (all ASCII, so this is plain byte order). `action` is ehsm's: the name of the action the
+/// request is for, which upstream leaves unsigned (in the query string). Upstream's clients never
+/// send it, so their signing strings are unchanged.
+const SIGNED_FIELDS: [&str; 5] = ["action", "appid", "nonce", "payload", "timestamp"];
 
 /// A body upstream cannot canonicalise, so upstream rejects the request (with code 400).
 ///
@@ -54,8 +56,9 @@ impl fmt::Display for Unsignable {
 
 impl std::error::Error for Unsignable {}
 
-/// The string a request's `sign` is the HMAC of: canon of {appid, nonce, timestamp, payload}
-/// built from those four fields of the request body only (absent fields are absent).
+/// The string a request's `sign` is the HMAC of: canon of {action, appid, nonce, timestamp,
+/// payload} built from those fields of the request body only (absent fields are absent);
+/// `action` is ehsm's extension (see `SIGNED_FIELDS`).
 ///
 /// A body upstream cannot sign (see [`Unsignable`]) still gets a string here; use
 /// [`try_signing_string`] to refuse it as upstream does.
@@ -247,7 +250,8 @@ impl Canon {
         }
     }
 
-    /// The signed fields of a request body, as upstream's `{appid, nonce, timestamp, payload}`.
+    /// The signed fields of a request body: upstream's `{appid, nonce, timestamp, payload}` and
+    /// ehsm's `action`.
     fn signed_fields(&mut self, body: &Map<String, Value>) -> Result<(), Unsignable> {
         let start = self.out.len();
         for key in SIGNED_FIELDS {
@@ -614,7 +618,7 @@ mod tests {
     }
 
     #[test]
-    fn signing_string_uses_only_the_four_fields() {
+    fn signing_string_uses_only_the_signed_fields() {
         let request = json!({"timestamp": "1", "sign": "s", "Action": "x", "appid": "a",
             "nonce": "n", "payload": {"k": "v"}, "zzz": 1});
         assert_eq!(
@@ -627,6 +631,12 @@ mod tests {
         let array_payload = json!({"appid": "a", "payload": [], "timestamp": "1"});
         assert_eq!(signing_string(&body(array_payload)), "appid=a&timestamp=1");
         assert_eq!(signing_string(&Map::new()), "");
+        // ehsm's signed action comes first; `Action` (the query parameter's spelling) is not it.
+        let with_action = json!({"action": "Encrypt", "appid": "a", "timestamp": "1"});
+        assert_eq!(
+            signing_string(&body(with_action)),
+            "action=Encrypt&appid=a&timestamp=1"
+        );
     }
 
     /// Comparing an object that has its own `toString` key with '' throws in JS, and upstream

@@ -127,6 +127,12 @@ pub(crate) struct Args {
     /// with --domain.
     #[arg(long, env = "EHSM_DOMAIN_POLICY", value_name = "FILE")]
     domain_policy: Option<PathBuf>,
+
+    /// Refuse requests that do not name their action in the signed envelope field `action`, so
+    /// that a captured request cannot be sent to another action. ehsm's SDK and CLI always
+    /// send it; upstream's SDKs do not: turn this on once every client is ehsm's.
+    #[arg(long, env = "EHSM_REQUIRE_SIGNED_ACTION")]
+    require_signed_action: bool,
 }
 
 /// The `--config` file: the settings of [`Args`], each optional, under the flags' names.
@@ -153,6 +159,7 @@ struct FileConfig {
     hsm_key_label: Option<String>,
     domain: Option<String>,
     domain_policy: Option<PathBuf>,
+    require_signed_action: Option<bool>,
 }
 
 impl FileConfig {
@@ -270,6 +277,8 @@ impl Args {
                 self.domain.or(file.domain),
                 self.domain_policy.or(file.domain_policy),
             )?,
+            require_signed_action: self.require_signed_action
+                || file.require_signed_action.unwrap_or(false),
         };
         if config.tls_cert.is_some() != config.tls_key.is_some() {
             anyhow::bail!("tls-cert and tls-key go together: give both or neither");

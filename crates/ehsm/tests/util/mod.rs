@@ -148,6 +148,12 @@ impl Server {
         (c.with_credentials(creds.clone()), creds)
     }
 
+    /// Kills the server with SIGKILL (a crash: nothing is flushed) and waits for it.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
     /// Stops the server with SIGTERM and waits for it; returns its exit status.
     pub fn stop(mut self) -> std::process::ExitStatus {
         self.terminate()
