@@ -214,9 +214,9 @@ impl Store {
             // SQLite may already have rolled the transaction back, so the ROLLBACK that sqlx
             // queues when the `Transaction` is dropped fails as well and sqlx's count stays
             // at 1. Reused, such a connection's next `begin()` was a `SAVEPOINT` and its
-            // `commit()` a `RELEASE`, not a COMMIT: once SQLite kept a transaction open
-            // underneath (a failed `RELEASE` of an outermost savepoint does), writes
-            // acknowledged on that connection were never committed, and that transaction's
+            // `commit()` a `RELEASE`, not a COMMIT: once SQLite had a transaction open
+            // underneath (which the counts no longer showed), writes acknowledged on that
+            // connection were never committed, and that transaction's
             // write lock made the other connections fail with "database is locked" until a
             // restart (tests/disk_full.rs). With this check every store operation starts on a
             // connection outside any transaction, so every `begin()` is a real `BEGIN` and
@@ -290,7 +290,7 @@ impl Store {
                 // migration in a savepoint inside it). A node waits for it as for any writer,
                 // up to the busy timeout (5 s; a migration takes milliseconds).
                 let mut tx = migration_lock(conn.begin_with("BEGIN IMMEDIATE")).await?;
-                migrate(dialect, &mut *tx).await?;
+                migrate(dialect, &mut tx).await?;
                 tx.commit().await?;
             }
             Dialect::Postgres => {
@@ -304,7 +304,7 @@ impl Store {
                         .execute(&mut *conn),
                 )
                 .await?;
-                migrate(dialect, &mut *conn).await?;
+                migrate(dialect, &mut conn).await?;
                 sqlx::query("SELECT pg_advisory_unlock($1)")
                     .bind(PG_MIGRATION_LOCK)
                     .execute(&mut *conn)
@@ -950,6 +950,64 @@ mod tests {
         ] {
             let e = Target::parse(bad).unwrap_err();
             assert!(matches!(e, Error::InvalidUrl(_)), "{bad}: {e}");
+        }
+    }
+
+    async fn pg_admin(base: &str, sql: String) {
+        let mut admin = sqlx::PgConnection::connect(base).await.unwrap();
+        sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+            .execute(&mut admin)
+            .await
+            .unwrap();
+        admin.close().await.unwrap();
+    }
+
+    /// A connection that goes back to the pool while sqlx still counts a transaction open on it
+    /// (as after a COMMIT and a ROLLBACK that both failed) is closed, not handed to the next
+    /// operation: otherwise that operation's write went into the transaction that was never
+    /// committed, answered `Ok`, and was gone after a reopen. SQLite here; PostgreSQL too when
+    /// `EHSM_TEST_POSTGRES` is set (in a schema of its own, dropped afterwards).
+    #[tokio::test]
+    async fn a_connection_released_inside_a_transaction_is_not_reused() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut urls = vec![format!("sqlite://{}", dir.path().join("t.db").display())];
+        let pg = std::env::var("EHSM_TEST_POSTGRES")
+            .ok()
+            .filter(|u| !u.is_empty());
+        let schema = format!("release_test_{}", std::process::id());
+        if let Some(base) = &pg {
+            pg_admin(base, format!("CREATE SCHEMA {schema}")).await;
+            let separator = if base.contains('?') { '&' } else { '?' };
+            urls.push(format!("{base}{separator}options[search_path]={schema}"));
+        }
+        let one = PoolSettings {
+            max_connections: Some(1),
+            ..PoolSettings::default()
+        };
+        for url in &urls {
+            let store = Store::open_with(url, one).await.unwrap();
+            let mut conn = store.pool.acquire().await.unwrap();
+            let mut tx = conn.begin().await.unwrap();
+            sqlx::query("INSERT INTO settings (name, value) VALUES ('never', $1)")
+                .bind(&b"x"[..])
+                .execute(&mut *tx)
+                .await
+                .unwrap();
+            // Neither committed nor rolled back: sqlx still counts the transaction open.
+            std::mem::forget(tx);
+            drop(conn);
+            store.put_setting("kept", b"1").await.unwrap();
+            store.close().await;
+            let store = Store::open(url).await.unwrap();
+            assert_eq!(
+                store.get_setting("kept").await.unwrap(),
+                Some(b"1".to_vec())
+            );
+            assert_eq!(store.get_setting("never").await.unwrap(), None);
+            store.close().await;
+        }
+        if let Some(base) = &pg {
+            pg_admin(base, format!("DROP SCHEMA {schema} CASCADE")).await;
         }
     }
 

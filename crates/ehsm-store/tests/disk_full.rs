@@ -67,7 +67,7 @@ async fn write(
     i: usize,
 ) -> Result<(), ehsm_store::Error> {
     let id = format!("{w}-{i}");
-    if i % 2 == 0 {
+    if i.is_multiple_of(2) {
         let keyid = format!("k-{id}");
         store.insert_cmk(&key(&keyid)).await?;
         acked.lock().unwrap().keys.insert(keyid);
@@ -154,16 +154,19 @@ async fn a_full_disk_loses_no_acknowledged_write_and_the_store_recovers() {
             "the file system never filled up: the test is broken"
         );
     }
-    check_all_there(&store, &acked.lock().unwrap(), "on the full disk").await;
+    let acked = Arc::into_inner(acked).unwrap();
+    let full = std::mem::take(&mut *acked.lock().unwrap());
+    check_all_there(&store, &full, "on the full disk").await;
 
     // Free space: the same store writes again, every time.
+    *acked.lock().unwrap() = full;
     std::fs::remove_file(&ballast).unwrap();
     for i in 0..20 {
         if let Err(e) = write(&store, &acked, 9, i).await {
             panic!("write {i} failed after space was freed: {e}");
         }
     }
-    let acked = std::mem::take(&mut *acked.lock().unwrap());
+    let acked = acked.into_inner().unwrap();
     check_all_there(&store, &acked, "after space was freed").await;
 
     // Durable, not only visible: a new pool on the same file finds every acknowledged write.

@@ -26,7 +26,7 @@ struct Acknowledged {
 /// The `i`th write: a secret (the store's transactions) or a key (a single insert),
 /// alternately. `Ok(true)` if acknowledged, `Ok(false)` if refused with the server-error code.
 async fn write(c: &Client, acked: &mut Acknowledged, i: usize) -> bool {
-    let outcome = if i % 2 == 0 {
+    let outcome = if i.is_multiple_of(2) {
         let name = format!("s{i}");
         let value: String = name.chars().cycle().take(2000).collect();
         let done = c
