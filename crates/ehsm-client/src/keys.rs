@@ -79,10 +79,18 @@ struct WireKeyInfo {
     key_state: i64,
 }
 
+/// A page of ListKey: `next_marker` is the `marker` of the next page, absent on the last one
+/// (and always from a server that does not page, such as upstream's: its one answer is all).
 #[derive(serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
 struct KeyList {
     list: Vec<WireKeyInfo>,
+    #[serde(default)]
+    next_marker: Option<String>,
 }
+
+/// How many keys [`Client::list_keys`] asks for per page: the most ehsm answers.
+const LIST_PAGE: u32 = 1000;
 
 /// Adds `aad` to an object payload. An absent or empty aad is left out, not sent as `""`: the
 /// two mean the same to the server, and leaving it out is what every eHSM version accepts.
@@ -91,6 +99,24 @@ fn with_aad(mut payload: Value, aad: Option<&[u8]>) -> Value {
         map.insert("aad".into(), b64(aad).into());
     }
     payload
+}
+
+/// A ListKey item as the SDK gives it.
+fn key_info(k: WireKeyInfo) -> Result<KeyInfo> {
+    let keyspec = KeySpec::from_name(&k.keyspec).ok_or_else(|| {
+        Error::Decode(format!(
+            "ListKey: unknown keyspec {:?} for key {}",
+            k.keyspec, k.keyid
+        ))
+    })?;
+    Ok(KeyInfo {
+        keyid: k.keyid,
+        creation_date: k.creation_date,
+        expire_time: k.expire_time,
+        alias: k.alias,
+        keyspec,
+        key_state: k.key_state,
+    })
 }
 
 impl Client {
@@ -343,32 +369,37 @@ impl Client {
         }
     }
 
-    /// The caller's keys (`ListKey`; upstream returns at most 10 000).
+    /// All of the caller's keys, by keyid (`ListKey`, a page of up to 1000 at a time with
+    /// `limit` and `marker`; a server that does not page, such as upstream's, answers all at
+    /// once, at most 10 000).
     ///
     /// # Errors
     ///
-    /// As every call: see [`Error`]. A key spec this SDK does not know is a [`Error::Decode`].
+    /// As every call: see [`Error`]. A key spec this SDK does not know, or a `nextMarker` that
+    /// does not move forward, is a [`Error::Decode`].
     pub async fn list_keys(&self) -> Result<Vec<KeyInfo>> {
-        let list: KeyList = self.call(Action::ListKey, json!({})).await?.parse()?;
-        list.list
-            .into_iter()
-            .map(|k| {
-                let keyspec = KeySpec::from_name(&k.keyspec).ok_or_else(|| {
-                    Error::Decode(format!(
-                        "ListKey: unknown keyspec {:?} for key {}",
-                        k.keyspec, k.keyid
-                    ))
-                })?;
-                Ok(KeyInfo {
-                    keyid: k.keyid,
-                    creation_date: k.creation_date,
-                    expire_time: k.expire_time,
-                    alias: k.alias,
-                    keyspec,
-                    key_state: k.key_state,
-                })
-            })
-            .collect()
+        let mut keys = Vec::new();
+        let mut marker: Option<String> = None;
+        loop {
+            let mut payload = json!({ "limit": LIST_PAGE });
+            if let Some(m) = &marker {
+                payload["marker"] = m.as_str().into();
+            }
+            let page: KeyList = self.call(Action::ListKey, payload).await?.parse()?;
+            for k in page.list {
+                keys.push(key_info(k)?);
+            }
+            match page.next_marker {
+                None => return Ok(keys),
+                // Pages go forward by keyid: anything else would never end.
+                Some(next) if marker.as_ref().is_some_and(|m| next <= *m) => {
+                    return Err(Error::Decode(format!(
+                        "ListKey: nextMarker {next:?} does not follow the marker sent"
+                    )));
+                }
+                Some(next) => marker = Some(next),
+            }
+        }
     }
 
     /// Deletes a key (`DeleteKey`). Succeeds even if there is no such key, as upstream.

@@ -572,8 +572,8 @@ async fn signed_calls_send_the_spec_envelope_and_payloads() {
         json!({"keyid": KEYID, "padding_mode": "EH_RSA_PKCS1_OAEP", "key_material": "d3JhcHBlZA==",
                "importToken": "token"})
     );
-    // ListKey has no parameters: the payload is left out, as upstream's Rust SDK does.
-    assert_eq!(payloads[5], Value::Null);
+    // ListKey asks for a page (upstream's server ignores the field and answers everything).
+    assert_eq!(payloads[5], json!({"limit": 1000}));
     // Fresh nonces: two requests in the same millisecond must not look like replays.
     let nonces: std::collections::HashSet<String> =
         seen.iter().map(|s| s.json()["nonce"].to_string()).collect();
@@ -666,6 +666,53 @@ async fn results_decode_into_sdk_types() {
         json!({"keyid": KEYID, "message": "bQ==", "mac": STANDARD.encode([9u8; 32])})
     );
     assert_eq!(payloads[5], Value::Null);
+}
+
+#[tokio::test]
+async fn list_keys_pages_through_and_stops_at_a_marker_that_does_not_advance() {
+    let key = |id: &str| {
+        json!({"keyid": id, "creationDate": 1, "expireTime": 2, "alias": "",
+               "keyspec": "EH_AES_GCM_128", "keyState": 1})
+    };
+    let (url, server) = fake_server(vec![
+        ok(json!({"list": [key("a"), key("b")], "nextMarker": "b"})),
+        ok(json!({"list": [key("c")], "nextMarker": "c"})),
+        ok(json!({"list": [key("d")]})),
+        ok(json!({"list": [key("x")], "nextMarker": "x"})),
+        ok(json!({"list": [], "nextMarker": "x"})),
+    ])
+    .await;
+    let c = client(&url);
+    let ids: Vec<String> = c
+        .list_keys()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|k| k.keyid)
+        .collect();
+    assert_eq!(ids, ["a", "b", "c", "d"]);
+    // A server that answers the same marker again would be asked forever: refused.
+    let err = c.list_keys().await.unwrap_err();
+    assert!(
+        matches!(&err, Error::Decode(m) if m.contains("does not follow")),
+        "{err:?}"
+    );
+
+    let seen = server.await.unwrap();
+    let payloads: Vec<Value> = seen
+        .iter()
+        .map(|s| assert_signed_post(s, "ListKey"))
+        .collect();
+    assert_eq!(
+        payloads,
+        [
+            json!({"limit": 1000}),
+            json!({"limit": 1000, "marker": "b"}),
+            json!({"limit": 1000, "marker": "c"}),
+            json!({"limit": 1000}),
+            json!({"limit": 1000, "marker": "x"}),
+        ]
+    );
 }
 
 #[tokio::test]

@@ -500,6 +500,21 @@ impl Core {
         Ok(blob)
     }
 
+    /// Whether a CMK's blob holds key material: `false` only for an external key whose material
+    /// has not been imported yet. ImportKeyMaterial asks first, so that a key's material is
+    /// never replaced (which would leave every earlier ciphertext undecryptable).
+    pub fn has_material(
+        &self,
+        auth: &MacVerified<'_>,
+        ctx: &KeyContext<'_>,
+        blob: &KeyBlob,
+    ) -> Result<bool> {
+        Ok(!matches!(
+            *self.load(auth, ctx, blob)?,
+            LoadedKey::NotImported
+        ))
+    }
+
     // ---- API keys and request MACs ------------------------------------------------------------
 
     /// Enroll: a new API key for `appid` and the blob to store it as.

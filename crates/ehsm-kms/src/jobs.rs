@@ -412,6 +412,7 @@ mod tests {
             enroll: None,
             database: None,
             key_lifetime: Duration::from_secs(365 * 86_400),
+            quotas: crate::server::Quotas::default(),
             pool: crate::server::PoolSettings::default(),
             tee: crate::server::Tee::Sim,
             quotes: crate::server::QuoteConfig::default(),
@@ -430,8 +431,10 @@ mod tests {
         let state = service(dir.path()).await;
         let t0 = now_ms();
         state.store.insert_app(&app(t0), &[]).await.unwrap();
+        // The key the secrets name (a secret's key must exist).
+        create_key(&state, "app", "k", "EH_AES_GCM_256", "EH_INTERNAL_KEY", t0).await;
         let due = secret("due", t0, Some(t0 + 1));
-        state.store.insert_secret(&due, b"ct").await.unwrap();
+        state.store.insert_secret(&due, b"ct", None).await.unwrap();
         let first = run_due(&state, "n1", t0).await;
         assert!(first.ran);
         assert_eq!(first.secrets_deleted, 0);
@@ -753,16 +756,26 @@ mod tests {
         let state = service(dir.path()).await;
         let t0 = now_ms();
         state.store.insert_app(&app(t0), &[]).await.unwrap();
+        // The key the secrets name (a secret's key must exist).
+        create_key(&state, "app", "k", "EH_AES_GCM_256", "EH_INTERNAL_KEY", t0).await;
         for i in 0..40 {
             let s = secret(&format!("due{i}"), t0, Some(t0 + DAY));
-            state.store.insert_secret(&s, b"ct").await.unwrap();
+            state.store.insert_secret(&s, b"ct", None).await.unwrap();
         }
         let later = secret("later", t0, Some(t0 + 30 * DAY));
-        state.store.insert_secret(&later, b"ct").await.unwrap();
+        state
+            .store
+            .insert_secret(&later, b"ct", None)
+            .await
+            .unwrap();
         let live = secret("live", t0, None);
-        state.store.insert_secret(&live, b"ct").await.unwrap();
+        state.store.insert_secret(&live, b"ct", None).await.unwrap();
         let restored = secret("restored", t0, Some(t0 + DAY));
-        state.store.insert_secret(&restored, b"ct").await.unwrap();
+        state
+            .store
+            .insert_secret(&restored, b"ct", None)
+            .await
+            .unwrap();
         assert!(state.store.restore_secret("app", "restored").await.unwrap());
 
         assert_eq!(

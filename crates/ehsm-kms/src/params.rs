@@ -71,10 +71,12 @@ pub(crate) fn opt_string<'a>(
     }
 }
 
-/// An optional integer field: absent or null is `None`.
+/// An optional integer field: absent, null or `""` is `None`, as validation has it missing
+/// (upstream's `value == undefined || value === ''`).
 pub(crate) fn opt_integer(p: &Map<String, Value>, name: &str) -> Result<Option<i64>, ApiError> {
     match p.get(name) {
         None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) if s.is_empty() => Ok(None),
         Some(_) => integer(p, name).map(Some),
     }
 }

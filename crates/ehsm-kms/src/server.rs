@@ -47,6 +47,8 @@ pub struct Config {
     pub pool: PoolSettings,
     /// How long a new key is usable (upstream: 365 days).
     pub key_lifetime: Duration,
+    /// How many keys and secrets one app may hold.
+    pub quotas: Quotas,
     /// The trusted execution environment to run on.
     pub tee: Tee,
     /// How VerifyQuote verifies quotes.
@@ -60,6 +62,34 @@ pub struct Config {
     /// Refuse requests without ehsm's signed `action` envelope field (which, when present, is
     /// always checked against `?Action=`).
     pub require_signed_action: bool,
+}
+
+/// How many keys and secrets one app may hold (`--max-keys-per-app`,
+/// `--max-secrets-per-app`), so that one tenant cannot fill the database for all; `None`: no
+/// limit. Enforced exactly, also across nodes sharing a database (`ehsm_store`'s guarded
+/// writes). Keys are the ones CreateKey makes; an app's default secret key is the server's and
+/// does not count. Secrets count until they are gone, also while their deletion is scheduled.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Quotas {
+    /// At most this many keys per app.
+    pub keys_per_app: Option<u64>,
+    /// At most this many secrets per app.
+    pub secrets_per_app: Option<u64>,
+}
+
+impl Quotas {
+    /// The default of each quota: upstream's ListKey limit, so that by default every key of an
+    /// app is in its (unpaged) ListKey answer.
+    pub const DEFAULT: u64 = 10_000;
+}
+
+impl Default for Quotas {
+    fn default() -> Self {
+        Self {
+            keys_per_app: Some(Self::DEFAULT),
+            secrets_per_app: Some(Self::DEFAULT),
+        }
+    }
 }
 
 /// Where a node of a domain takes its domain keys from (`ehsm serve --domain`).
@@ -351,6 +381,7 @@ pub(crate) async fn open(config: &Config) -> anyhow::Result<Service> {
         keys: RecordCache::new(100_000),
         enroll: EnrollPolicy::new(enroll, token_sha256),
         key_lifetime_ms: i64::try_from(config.key_lifetime.as_millis()).unwrap_or(i64::MAX),
+        quotas: config.quotas,
         heavy: tokio::sync::Semaphore::new(
             std::thread::available_parallelism().map_or(2, std::num::NonZero::get),
         ),

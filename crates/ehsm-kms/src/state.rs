@@ -31,6 +31,7 @@ pub(crate) struct Inner {
     pub(crate) keys: RecordCache<Key>,
     pub(crate) enroll: EnrollPolicy,
     pub(crate) key_lifetime_ms: i64,
+    pub(crate) quotas: crate::server::Quotas,
     /// One permit per CPU for heavy core work (see `actions::heavy`).
     pub(crate) heavy: tokio::sync::Semaphore,
     pub(crate) attestation: Attestation,

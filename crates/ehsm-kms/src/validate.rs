@@ -414,6 +414,18 @@ const UPDATE_SECRET_DESC: &[Field] = &[SECRET_NAME, DESCRIPTION];
 const PUT_SECRET_VALUE: &[Field] = &[SECRET_NAME, SECRET_DATA];
 const SECRET_NAME_ONLY: &[Field] = &[SECRET_NAME];
 const LIST_SECRETS: &[Field] = &[optional("secretName", string(1, 64))];
+/// ehsm extension: ListKey's optional paging (`actions::keys::list_key`); upstream's clients
+/// send neither field and get upstream's answer.
+const LIST_KEY: &[Field] = &[
+    optional(
+        "limit",
+        Kind::Int {
+            min: Some(1),
+            max: Some(crate::actions::LIST_KEY_PAGE_MAX as i64),
+        },
+    ),
+    optional("marker", KEYID_KIND),
+];
 const DELETE_SECRET: &[Field] = &[
     SECRET_NAME,
     optional(
@@ -468,8 +480,9 @@ fn fields(action: Action) -> &'static [Field] {
         Action::ListSecrets => LIST_SECRETS,
         Action::DeleteSecret => DELETE_SECRET,
         Action::GetSecretValue => GET_SECRET_VALUE,
+        Action::ListKey => LIST_KEY,
         // No table upstream, and no fields (upstream ignored any).
-        Action::GetVersion | Action::Enroll | Action::ListKey | Action::DeleteAllKey => &[],
+        Action::GetVersion | Action::Enroll | Action::DeleteAllKey => &[],
     }
 }
 
@@ -577,9 +590,8 @@ mod tests {
                 json!({"secretName": "name", "recoveryPeriod": 7, "forceDelete": "true"})
             }
             Action::GetSecretValue => json!({"secretName": "name", "versionId": 1}),
-            Action::GetVersion | Action::Enroll | Action::ListKey | Action::DeleteAllKey => {
-                json!({})
-            }
+            Action::ListKey => json!({"limit": 10, "marker": KID}),
+            Action::GetVersion | Action::Enroll | Action::DeleteAllKey => json!({}),
         }
     }
 

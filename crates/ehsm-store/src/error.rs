@@ -23,6 +23,26 @@ pub enum Error {
     /// The app a key names does not exist; nothing was written.
     #[error("no such app")]
     UnknownApp,
+    /// The key a secret names does not exist (it was deleted after the caller looked it up);
+    /// nothing was written.
+    #[error("no such key")]
+    UnknownKey,
+    /// The app already holds `count` records of the kind being inserted, its quota or more;
+    /// nothing was written.
+    #[error("quota exceeded: the app already holds {count}")]
+    QuotaExceeded {
+        /// How many the app holds.
+        count: u64,
+    },
+    /// The key (or, for a deletion of all of an app's keys, `keys` of them) encrypts `secrets`
+    /// secrets, which would become unreadable; nothing was deleted.
+    #[error("{keys} key(s) encrypt {secrets} secret(s)")]
+    KeyInUse {
+        /// How many of the keys to delete encrypt secrets.
+        keys: u64,
+        /// How many secrets they encrypt.
+        secrets: u64,
+    },
     /// The database URL is not one the store can open (the URL itself is not repeated, since it
     /// may hold a password).
     #[error("invalid database URL: {0}")]
@@ -55,6 +75,9 @@ impl fmt::Debug for Error {
         let variant = match self {
             Self::Conflict => "Conflict",
             Self::UnknownApp => "UnknownApp",
+            Self::UnknownKey => "UnknownKey",
+            Self::QuotaExceeded { .. } => "QuotaExceeded",
+            Self::KeyInUse { .. } => "KeyInUse",
             Self::InvalidUrl(_) => "InvalidUrl",
             Self::InvalidInput(_) => "InvalidInput",
             Self::Open { .. } => "Open",

@@ -29,6 +29,7 @@
 #![warn(missing_docs)]
 
 mod error;
+mod guards;
 mod invalidate;
 mod leases;
 mod quote_policies;

@@ -12,6 +12,7 @@ use sqlx::Row as _;
 use sqlx::any::AnyRow;
 
 use crate::error::{Error, Result};
+use crate::guards;
 use crate::store::{Store, no_nul};
 
 /// A secret's metadata.
@@ -104,11 +105,38 @@ fn ids(appid: &str, name: &str) -> Result<()> {
 
 impl Store {
     /// Creates a secret with its first version (version 1) in one transaction. `false`, writing
-    /// nothing, if the app already has a secret of this name (deleted or not);
-    /// [`Error::UnknownApp`] if the app does not exist.
-    pub async fn insert_secret(&self, secret: &SecretRecord, ciphertext: &[u8]) -> Result<bool> {
+    /// nothing, if the app already has a secret of this name (deleted or not). Also writing
+    /// nothing: [`Error::UnknownApp`] if the app does not exist, [`Error::UnknownKey`] if the
+    /// secret's key does not (a DeleteKey won the race since the caller looked it up), and
+    /// [`Error::QuotaExceeded`] if the app holds `quota` secrets or more (`None`: no limit).
+    /// The checks are exact under any concurrency, on any number of nodes (see `guards`).
+    pub async fn insert_secret(
+        &self,
+        secret: &SecretRecord,
+        ciphertext: &[u8],
+        quota: Option<u64>,
+    ) -> Result<bool> {
         check_secret(secret)?;
         let mut tx = self.pool.begin().await?;
+        if !guards::lock_app(&mut tx, &secret.appid).await? {
+            return Err(Error::UnknownApp);
+        }
+        let key: Option<String> =
+            sqlx::query_scalar("SELECT keyid FROM cmks WHERE keyid = $1 AND appid = $2")
+                .bind(&secret.keyid)
+                .bind(&secret.appid)
+                .fetch_optional(&mut *tx)
+                .await?;
+        if key.is_none() {
+            return Err(Error::UnknownKey);
+        }
+        guards::check_quota(
+            &mut tx,
+            "SELECT COUNT(*) FROM secrets WHERE appid = $1",
+            &secret.appid,
+            quota,
+        )
+        .await?;
         let inserted = sqlx::query(
             "INSERT INTO secrets (appid, name, keyid, description, create_time, delete_time, \
              planned_delete_time, rotation_interval, current_version) \

@@ -6,6 +6,7 @@ use sqlx::migrate::Migrator;
 use sqlx::{AnyPool, Connection as _, Row};
 
 use crate::error::{Error, Result};
+use crate::guards;
 use crate::invalidate::{self, Invalidation};
 use crate::records::{AppRecord, CmkRecord, ImportParams, KeyState, ReplayEntry};
 
@@ -450,13 +451,23 @@ impl Store {
         row.as_ref().map(cmk_from_row).transpose()
     }
 
-    /// The app's listed keys, ordered by keyid (byte order on both backends), at most `limit`.
-    pub async fn list_cmks(&self, appid: &str, limit: u32) -> Result<Vec<CmkRecord>> {
+    /// The app's listed keys whose keyid sorts after `after_keyid` (`""`: from the first),
+    /// ordered by keyid (byte order on both backends), at most `limit`: a page of ListKey.
+    /// Keyset pagination, as [`Store::cmks_after`]: pass the last keyid of a page to get the
+    /// next one; keys created or deleted meanwhile do not shift the pages.
+    pub async fn list_cmks(
+        &self,
+        appid: &str,
+        after_keyid: &str,
+        limit: u32,
+    ) -> Result<Vec<CmkRecord>> {
         no_nul(appid, "appid contains a NUL character")?;
+        no_nul(after_keyid, "keyid contains a NUL character")?;
         let rows = sqlx::query(select_cmk!(
-            "WHERE appid = $1 AND listed = 1 ORDER BY keyid LIMIT $2"
+            "WHERE appid = $1 AND listed = 1 AND keyid > $2 ORDER BY keyid LIMIT $3"
         ))
         .bind(appid)
+        .bind(after_keyid)
         .bind(i64::from(limit))
         .fetch_all(&self.pool)
         .await?;
@@ -505,11 +516,18 @@ impl Store {
     }
 
     /// Deletes a listed key of this app; `true` if one was deleted. Never touches another app's
-    /// keys or internal (unlisted) keys.
+    /// keys or internal (unlisted) keys. [`Error::KeyInUse`], deleting nothing, if a secret of
+    /// the app is encrypted under the key (checked under the app's lock, so a concurrent
+    /// CreateSecret with this key either commits first and is counted, or finds the key gone:
+    /// see `guards`).
     pub async fn delete_cmk(&self, appid: &str, keyid: &str) -> Result<bool> {
         no_nul(appid, "appid contains a NUL character")?;
         no_nul(keyid, "keyid contains a NUL character")?;
         let mut tx = self.pool.begin().await?;
+        if !guards::lock_app(&mut tx, appid).await? {
+            return Ok(false);
+        }
+        guards::check_unused(&mut tx, appid, Some(keyid)).await?;
         let done = sqlx::query("DELETE FROM cmks WHERE appid = $1 AND keyid = $2 AND listed = 1")
             .bind(appid)
             .bind(keyid)
@@ -520,9 +538,15 @@ impl Store {
     }
 
     /// Deletes every listed key of this app (one statement, so all or none); returns how many.
+    /// [`Error::KeyInUse`], deleting nothing, if any of them encrypts a secret of the app
+    /// (checked under the app's lock, as in [`Store::delete_cmk`]).
     pub async fn delete_all_cmks(&self, appid: &str) -> Result<u64> {
         no_nul(appid, "appid contains a NUL character")?;
         let mut tx = self.pool.begin().await?;
+        if !guards::lock_app(&mut tx, appid).await? {
+            return Ok(0);
+        }
+        guards::check_unused(&mut tx, appid, None).await?;
         let done = sqlx::query("DELETE FROM cmks WHERE appid = $1 AND listed = 1")
             .bind(appid)
             .execute(&mut *tx)
@@ -832,7 +856,7 @@ pub(crate) fn no_nul(value: &str, message: &'static str) -> Result<()> {
     }
 }
 
-fn check_cmk(key: &CmkRecord) -> Result<()> {
+pub(crate) fn check_cmk(key: &CmkRecord) -> Result<()> {
     no_nul(&key.keyid, "keyid contains a NUL character")?;
     no_nul(&key.appid, "appid contains a NUL character")?;
     no_nul(&key.keyspec, "keyspec contains a NUL character")?;
@@ -848,7 +872,9 @@ fn check_cmk(key: &CmkRecord) -> Result<()> {
     Ok(())
 }
 
-fn bind_cmk(key: &CmkRecord) -> sqlx::query::Query<'_, sqlx::Any, sqlx::any::AnyArguments> {
+pub(crate) fn bind_cmk(
+    key: &CmkRecord,
+) -> sqlx::query::Query<'_, sqlx::Any, sqlx::any::AnyArguments> {
     let import = key.import.as_ref();
     sqlx::query(INSERT_CMK)
         .bind(&key.keyid)

@@ -69,6 +69,16 @@ pub(crate) struct Args {
     #[arg(long, env = "EHSM_KEY_LIFETIME_DAYS")]
     key_lifetime_days: Option<u64>,
 
+    /// At most this many keys per app [default: 10000; 0: no limit]. CreateKey beyond it is
+    /// refused with a 400 saying so; an app's internal keys do not count.
+    #[arg(long, env = "EHSM_MAX_KEYS_PER_APP", value_name = "N")]
+    max_keys_per_app: Option<u64>,
+
+    /// At most this many secrets per app [default: 10000; 0: no limit]. CreateSecret beyond it
+    /// is refused with a 400 saying so; a secret scheduled for deletion counts until it is gone.
+    #[arg(long, env = "EHSM_MAX_SECRETS_PER_APP", value_name = "N")]
+    max_secrets_per_app: Option<u64>,
+
     /// The trusted execution environment [default: auto].
     #[arg(long, env = "EHSM_TEE", value_enum)]
     tee: Option<TeeArg>,
@@ -149,6 +159,8 @@ struct FileConfig {
     db_max_connections: Option<u32>,
     db_acquire_timeout_ms: Option<u64>,
     key_lifetime_days: Option<u64>,
+    max_keys_per_app: Option<u64>,
+    max_secrets_per_app: Option<u64>,
     tee: Option<String>,
     collateral: Option<PathBuf>,
     pccs_url: Option<String>,
@@ -265,6 +277,10 @@ impl Args {
                     .unwrap_or(365)
                     .saturating_mul(86_400),
             ),
+            quotas: server::Quotas {
+                keys_per_app: quota(self.max_keys_per_app.or(file.max_keys_per_app)),
+                secrets_per_app: quota(self.max_secrets_per_app.or(file.max_secrets_per_app)),
+            },
             tee,
             quotes: server::QuoteConfig {
                 collateral,
@@ -292,6 +308,15 @@ impl Args {
             anyhow::bail!("http serves plain HTTP: it cannot be used with tls-cert and tls-key");
         }
         Ok(config)
+    }
+}
+
+/// A per-app quota setting: unset is the default, 0 is no limit.
+fn quota(setting: Option<u64>) -> Option<u64> {
+    match setting {
+        None => Some(server::Quotas::DEFAULT),
+        Some(0) => None,
+        Some(n) => Some(n),
     }
 }
 
@@ -403,6 +428,8 @@ mod tests {
             key-lifetime-days = 30
             db-max-connections = 4
             db-acquire-timeout-ms = 500
+            max-keys-per-app = 0
+            max-secrets-per-app = 7
             tee = "sim"
         "#;
         let (c, dir) = config(toml, &[]);
@@ -415,6 +442,14 @@ mod tests {
         assert_eq!(c.key_lifetime, Duration::from_secs(30 * 86_400));
         assert_eq!(c.pool.max_connections, Some(4));
         assert_eq!(c.pool.acquire_timeout, Duration::from_millis(500));
+        assert_eq!(
+            c.quotas,
+            server::Quotas {
+                keys_per_app: None,
+                secrets_per_app: Some(7)
+            },
+            "0 is no limit"
+        );
 
         let flags = [
             "--listen",
@@ -423,11 +458,15 @@ mod tests {
             "off",
             "--data-dir",
             "/x",
+            "--max-keys-per-app",
+            "5",
         ];
         let c = config(toml, &flags).0.unwrap();
         assert_eq!(c.listen, "127.0.0.1:0".parse().unwrap());
         assert_eq!(c.enroll, Some(EnrollMode::Off));
         assert_eq!(c.data_dir, PathBuf::from("/x"));
+        assert_eq!(c.quotas.keys_per_app, Some(5));
+        assert_eq!(c.quotas.secrets_per_app, Some(7), "still the file's");
         assert_eq!(
             c.key_lifetime,
             Duration::from_secs(30 * 86_400),
@@ -499,6 +538,8 @@ mod tests {
         assert!(!c.http && c.enroll.is_none() && c.database.is_none() && c.tls_cert.is_none());
         assert_eq!(c.key_lifetime, Duration::from_secs(365 * 86_400));
         assert_eq!(c.pool, server::PoolSettings::default());
+        assert_eq!(c.quotas, server::Quotas::default());
+        assert_eq!(c.quotas.keys_per_app, Some(10_000));
     }
 
     #[test]

@@ -60,12 +60,23 @@ pub(super) async fn import_key_material(state: &AppState, req: &Authenticated<'_
     let token = params::string(p, "importToken")?;
     // The import parameters are read from the store, not the cache: they change with every
     // GetParametersForImport.
-    let import = state
-        .store
-        .get_cmk(keyid)
-        .await?
-        .and_then(|r| r.import)
-        .ok_or_else(|| ApiError::bad_request("ImportKeyMaterial failed."))?;
+    let failed = || ApiError::bad_request("ImportKeyMaterial failed.");
+    let record = state.store.get_cmk(keyid).await?.ok_or_else(failed)?;
+    // Material is imported once: other material would silently leave every ciphertext made
+    // with the first undecryptable. The blob is read with the import parameters, and the
+    // compare-and-swap below succeeds only while those are current; every import clears them.
+    // So an import that read before another completed fails at the swap, and one that read
+    // after is refused here: only the first import of a key succeeds, on any number of nodes.
+    if state
+        .core
+        .has_material(&req.mac, &key.context(), &KeyBlob::from_vec(record.blob))?
+    {
+        return Err(ApiError::bad_request(
+            "Key material has already been imported into this key; importing other material \
+             would leave its ciphertexts undecryptable. Create a new external key instead.",
+        ));
+    }
+    let import = record.import.ok_or_else(failed)?;
     let wrapping_spec = KeySpec::from_name(&import.wrapping_spec)
         .ok_or_else(|| ApiError::internal(&"stored import wrapping spec is unknown"))?;
     let wrapping_blob = KeyBlob::from_vec(import.wrapping_blob.clone());

@@ -5,7 +5,7 @@ use ehsm_core::spec::{KeySpec, KeyUsage, Origin};
 use ehsm_store::{CmkRecord, KeyState};
 use serde_json::{Value, json};
 
-use super::heavy;
+use super::{heavy, over_quota};
 use crate::envelope::Authenticated;
 use crate::params;
 use crate::reply::{ApiError, ApiResult, Reply};
@@ -13,6 +13,9 @@ use crate::state::{AppState, now_ms};
 
 /// Upstream lists at most 10 000 keys.
 const LIST_LIMIT: u32 = 10_000;
+/// ListKey's page size when a client pages (`limit` or `marker` sent): at most this, and this
+/// when only `marker` is sent (`validate`'s table checks `limit` against it).
+pub(crate) const PAGE_MAX: u32 = 1000;
 
 pub(super) async fn create_key(state: &AppState, req: &Authenticated<'_>) -> ApiResult {
     let p = req.payload;
@@ -32,9 +35,29 @@ pub(super) async fn create_key(state: &AppState, req: &Authenticated<'_>) -> Api
     let now = now_ms();
     let expire_time = now.saturating_add(state.key_lifetime_ms);
     let record = new_record(&ctx, blob.as_bytes(), now, expire_time, true);
-    state.store.insert_cmk(&record).await?;
+    let quota = state.quotas.keys_per_app;
+    state
+        .store
+        .insert_cmk_within_quota(&record, quota)
+        .await
+        .map_err(|e| over_quota(e, "Key", "keys", quota))?;
     Ok(Reply::success(json!({ "keyid": keyid })))
 }
+
+/// The middle of DeleteKey's and DeleteAllKey's refusals: "N secrets, which ...".
+fn secrets_to_delete(n: u64) -> String {
+    let (noun, pronoun) = if n == 1 {
+        ("secret", "it")
+    } else {
+        ("secrets", "them")
+    };
+    format!("{n} {noun}, which would become unreadable; delete {pronoun} first")
+}
+
+/// The end of DeleteKey's and DeleteAllKey's refusals: why a secret the client deleted may
+/// still count.
+const IN_USE_HINT: &str = ". A secret scheduled for deletion counts until it is gone; \
+     DeleteSecret with forceDelete removes it at once.";
 
 /// The record of a key just made by the core for `ctx`: enabled, version 1, no alias.
 /// `listed` is false for internal keys (an app's default secret key), which ListKey does not
@@ -63,10 +86,46 @@ pub(super) fn new_record(
     }
 }
 
+/// ListKey. Without `limit` and `marker`, upstream's answer: the app's first 10 000 keys by
+/// keyid, `{"list": [...]}`. With either (an ehsm extension; upstream clients never send them),
+/// one page: at most `limit` keys (1 to 1000, default 1000) whose keyid sorts after `marker`,
+/// and `nextMarker`, the keyid to send as the next page's `marker`, while more may follow.
 pub(super) async fn list_key(state: &AppState, req: &Authenticated<'_>) -> ApiResult {
-    let keys = state.store.list_cmks(req.appid, LIST_LIMIT).await?;
-    let list: Vec<Value> = keys
-        .iter()
+    let p = req.payload;
+    let limit = params::opt_integer(p, "limit")?;
+    let marker = params::opt_string(p, "marker")?;
+    if limit.is_none() && marker.is_none() {
+        let keys = state.store.list_cmks(req.appid, "", LIST_LIMIT).await?;
+        return Ok(Reply::successful(json!({ "list": list_items(&keys) })));
+    }
+    let limit = match limit {
+        None => PAGE_MAX,
+        Some(n) => u32::try_from(n)
+            .ok()
+            .filter(|n| (1..=PAGE_MAX).contains(n))
+            .ok_or_else(|| {
+                ApiError::bad_request(format!(
+                    "Parameter invalid, The limit must be between 1 and {PAGE_MAX}."
+                ))
+            })?,
+    };
+    // One more than the page, to know whether another page follows.
+    let mut keys = state
+        .store
+        .list_cmks(req.appid, marker.unwrap_or(""), limit + 1)
+        .await?;
+    let more = keys.len() > limit as usize;
+    keys.truncate(limit as usize);
+    let mut result = json!({ "list": list_items(&keys) });
+    if more && let Some(last) = keys.last() {
+        result["nextMarker"] = last.keyid.clone().into();
+    }
+    Ok(Reply::successful(result))
+}
+
+/// ListKey's items, as upstream spells them.
+fn list_items(keys: &[CmkRecord]) -> Vec<Value> {
+    keys.iter()
         .map(|k| {
             json!({
                 "keyid": k.keyid,
@@ -77,20 +136,38 @@ pub(super) async fn list_key(state: &AppState, req: &Authenticated<'_>) -> ApiRe
                 "keyState": match k.state { KeyState::Enabled => 1, KeyState::Disabled => 0 },
             })
         })
-        .collect();
-    Ok(Reply::successful(json!({ "list": list })))
+        .collect()
 }
 
-/// Upstream answers `successful` even for a key that does not exist; so does ehsm.
+/// Upstream answers `successful` even for a key that does not exist; so does ehsm. A key that
+/// encrypts secrets is not deleted (they would become unreadable for good): the client is told
+/// to delete them first.
 pub(super) async fn delete_key(state: &AppState, req: &Authenticated<'_>) -> ApiResult {
     let keyid = params::string(req.payload, "keyid")?;
-    state.store.delete_cmk(req.appid, keyid).await?;
+    match state.store.delete_cmk(req.appid, keyid).await {
+        Err(ehsm_store::Error::KeyInUse { secrets, .. }) => {
+            return Err(ApiError::bad_request(format!(
+                "Cannot delete the key: it encrypts {}{IN_USE_HINT}",
+                secrets_to_delete(secrets)
+            )));
+        }
+        done => done?,
+    };
     state.keys.forget(keyid);
     Ok(Reply::successful(json!({})))
 }
 
+/// Refuses as a whole, deleting nothing, if any of the keys encrypts secrets.
 pub(super) async fn delete_all_key(state: &AppState, req: &Authenticated<'_>) -> ApiResult {
-    state.store.delete_all_cmks(req.appid).await?;
+    match state.store.delete_all_cmks(req.appid).await {
+        Err(ehsm_store::Error::KeyInUse { keys, secrets }) => {
+            return Err(ApiError::bad_request(format!(
+                "Cannot delete the keys, none was deleted: {keys} of them encrypt {}{IN_USE_HINT}",
+                secrets_to_delete(secrets)
+            )));
+        }
+        done => done?,
+    };
     state
         .keys
         .forget_where(|k| k.record.appid == req.appid && k.record.listed);

@@ -9,6 +9,7 @@ mod quote;
 mod secrets;
 mod symmetric;
 
+pub(crate) use keys::PAGE_MAX as LIST_KEY_PAGE_MAX;
 pub(crate) use secrets::new_default_key as new_default_secret_key;
 
 use ehsm_proto::Action;
@@ -60,6 +61,25 @@ pub(crate) async fn dispatch(
         Action::UploadQuotePolicy => quote::upload_quote_policy(state, req).await,
         Action::GetQuotePolicy => quote::get_quote_policy(state, req).await,
         Action::GetVersion | Action::Enroll => Err(ApiError::not_found()),
+    }
+}
+
+/// A store error of an insert under a per-app quota as the client's answer: a full quota is a
+/// 400 that says so (`what`: "Key", `plural`: "keys"); any other error is what it is.
+pub(crate) fn over_quota(
+    e: ehsm_store::Error,
+    what: &str,
+    plural: &str,
+    quota: Option<u64>,
+) -> ApiError {
+    match (e, quota) {
+        (ehsm_store::Error::QuotaExceeded { count }, Some(quota)) => {
+            ApiError::bad_request(format!(
+                "{what} quota exceeded: this app already has {count} {plural} \
+                 (the server's limit is {quota} per app)."
+            ))
+        }
+        (e, _) => e.into(),
     }
 }
 

@@ -20,6 +20,7 @@ use ehsm_core::spec::{KeySpec, KeyUsage, Origin};
 use ehsm_store::{CmkRecord, Deletion, SecretRecord, SecretVersion};
 use serde_json::{Map, Value, json};
 
+use super::over_quota;
 use crate::envelope::Authenticated;
 use crate::keys::{self, Key, Visibility};
 use crate::params;
@@ -32,6 +33,9 @@ const HOUR_MS: i64 = 3_600_000;
 const DAY_MS: i64 = 24 * HOUR_MS;
 /// DeleteSecret's default `recoveryPeriod`, in days.
 const DEFAULT_RECOVERY_DAYS: i64 = 30;
+
+/// Upstream's answer to an `encryptionKeyId` that names no key of the app's.
+const CMK_NOT_FOUND: &str = "Cannot find cmk by keyid.";
 
 /// The keyid of an app's default secret key.
 fn default_keyid(appid: &str) -> String {
@@ -86,7 +90,7 @@ async fn key_for_new_secret(
         if e.message == "keyid error" {
             // Upstream's message; as for every key, "no such key" and "another app's key" are
             // one answer.
-            ApiError::bad_request("Cannot find cmk by keyid.")
+            ApiError::bad_request(CMK_NOT_FOUND)
         } else {
             e
         }
@@ -175,7 +179,17 @@ pub(super) async fn create_secret(state: &AppState, req: &Authenticated<'_>) -> 
         deletion: None,
         rotation_interval: interval.map(str::to_owned),
     };
-    if !state.store.insert_secret(&record, &ciphertext).await? {
+    let quota = state.quotas.secrets_per_app;
+    let inserted = state
+        .store
+        .insert_secret(&record, &ciphertext, quota)
+        .await
+        .map_err(|e| match e {
+            // The key was deleted since it was looked up: as if it had never been there.
+            ehsm_store::Error::UnknownKey => ApiError::bad_request(CMK_NOT_FOUND),
+            e => over_quota(e, "Secret", "secrets", quota),
+        })?;
+    if !inserted {
         return Err(exists());
     }
     Ok(Reply::with_message(

@@ -4,6 +4,7 @@ use std::collections::BTreeSet;
 
 use ehsm_store::{AppRecord, CmkRecord, Error, ImportParams, Invalidation, KeyState, ReplayEntry};
 
+pub(crate) use crate::guard_checks::*;
 use crate::harness::TestDb;
 pub(crate) use crate::job_checks::*;
 pub(crate) use crate::quote_checks::*;
@@ -35,7 +36,7 @@ pub(crate) fn key(appid: &str, keyid: &str) -> CmkRecord {
     }
 }
 
-fn hidden(appid: &str, keyid: &str) -> CmkRecord {
+pub(crate) fn hidden(appid: &str, keyid: &str) -> CmkRecord {
     CmkRecord {
         listed: false,
         keyspec: "EH_SM4_CBC".into(),
@@ -70,7 +71,7 @@ pub(crate) async fn app_crud(db: TestDb) {
     for k in &internal {
         assert_eq!(s.get_cmk(&k.keyid).await.unwrap().as_ref(), Some(k));
     }
-    assert_eq!(s.list_cmks("a1", 100).await.unwrap(), []);
+    assert_eq!(s.list_cmks("a1", "", 100).await.unwrap(), []);
     // An app without internal keys is fine too.
     s.insert_app(&app("a2"), &[]).await.unwrap();
     assert_eq!(s.get_app("a2").await.unwrap(), Some(app("a2")));
@@ -159,7 +160,7 @@ pub(crate) async fn cmk_crud(db: TestDb) {
     let plain = key("a1", "k2");
     s.insert_cmk(&plain).await.unwrap();
     assert_eq!(s.get_cmk("k2").await.unwrap(), Some(plain.clone()));
-    assert_eq!(s.list_cmks("a1", 10).await.unwrap(), [k, plain]);
+    assert_eq!(s.list_cmks("a1", "", 10).await.unwrap(), [k, plain]);
     let empty_blob = CmkRecord {
         blob: Vec::new(),
         ..key("a1", "k3")
@@ -211,19 +212,32 @@ pub(crate) async fn list_only_listed_keys_of_app_in_keyid_order(db: TestDb) {
     }
     s.insert_cmk(&key("a2", "a2-key")).await.unwrap();
     s.insert_cmk(&key("a2", "0-first")).await.unwrap();
-    let all = s.list_cmks("a1", 1000).await.unwrap();
+    let all = s.list_cmks("a1", "", 1000).await.unwrap();
     assert_eq!(
         keyids(&all),
         ["K-A", "Z", "k-10", "k-9", "k-a", "k-b", "é-1"]
     );
     assert!(all.iter().all(|k| k.appid == "a1" && k.listed));
-    assert_eq!(keyids(&s.list_cmks("a1", 2).await.unwrap()), ["K-A", "Z"]);
-    assert_eq!(s.list_cmks("a1", 0).await.unwrap(), []);
     assert_eq!(
-        keyids(&s.list_cmks("a2", u32::MAX).await.unwrap()),
+        keyids(&s.list_cmks("a1", "", 2).await.unwrap()),
+        ["K-A", "Z"]
+    );
+    assert_eq!(s.list_cmks("a1", "", 0).await.unwrap(), []);
+    // Pages: the keys after a keyid, whether or not it still exists.
+    assert_eq!(
+        keyids(&s.list_cmks("a1", "k-9", 2).await.unwrap()),
+        ["k-a", "k-b"]
+    );
+    assert_eq!(
+        keyids(&s.list_cmks("a1", "k-0", 2).await.unwrap()),
+        ["k-10", "k-9"]
+    );
+    assert_eq!(s.list_cmks("a1", "é-1", 10).await.unwrap(), []);
+    assert_eq!(
+        keyids(&s.list_cmks("a2", "", u32::MAX).await.unwrap()),
         ["0-first", "a2-key"]
     );
-    assert_eq!(s.list_cmks("nobody", 10).await.unwrap(), []);
+    assert_eq!(s.list_cmks("nobody", "", 10).await.unwrap(), []);
 }
 
 pub(crate) async fn delete_touches_only_own_listed_key(db: TestDb) {
@@ -263,10 +277,10 @@ pub(crate) async fn delete_all_touches_only_own_listed_keys(db: TestDb) {
         s.insert_cmk(&key("a2", &format!("a2-{i}"))).await.unwrap();
     }
     assert_eq!(s.delete_all_cmks("a1").await.unwrap(), 5);
-    assert_eq!(s.list_cmks("a1", 100).await.unwrap(), []);
+    assert_eq!(s.list_cmks("a1", "", 100).await.unwrap(), []);
     assert!(s.get_cmk("a1-hidden").await.unwrap().is_some());
     assert!(s.get_cmk("a2-hidden").await.unwrap().is_some());
-    assert_eq!(s.list_cmks("a2", 100).await.unwrap().len(), 5);
+    assert_eq!(s.list_cmks("a2", "", 100).await.unwrap().len(), 5);
     assert_eq!(s.delete_all_cmks("a1").await.unwrap(), 0);
     assert_eq!(s.delete_all_cmks("nobody").await.unwrap(), 0);
 }
@@ -647,7 +661,7 @@ pub(crate) async fn data_survives_close_and_reopen(db: TestDb) {
         reopened.get_cmk("a1-hidden").await.unwrap(),
         Some(hidden("a1", "a1-hidden"))
     );
-    assert_eq!(reopened.list_cmks("a1", 10).await.unwrap(), [k]);
+    assert_eq!(reopened.list_cmks("a1", "", 10).await.unwrap(), [k]);
     assert_eq!(
         reopened.get_setting("name").await.unwrap(),
         Some(b"value".to_vec())
@@ -657,7 +671,7 @@ pub(crate) async fn data_survives_close_and_reopen(db: TestDb) {
     reopened.insert_cmk(&key("a1", "k2")).await.unwrap();
     reopened.close().await;
     let third = db.reopen().await;
-    assert_eq!(third.list_cmks("a1", 10).await.unwrap().len(), 2);
+    assert_eq!(third.list_cmks("a1", "", 10).await.unwrap().len(), 2);
     third.close().await;
 }
 
@@ -727,7 +741,7 @@ pub(crate) async fn tricky_strings_round_trip(db: TestDb) {
         assert_eq!(s.get_app(&appid).await.unwrap(), Some(app(&appid)));
         assert_eq!(s.get_cmk(&k.keyid).await.unwrap(), Some(k.clone()));
         assert_eq!(
-            s.list_cmks(&appid, 10).await.unwrap(),
+            s.list_cmks(&appid, "", 10).await.unwrap(),
             std::slice::from_ref(&k)
         );
         assert!(
@@ -774,7 +788,7 @@ pub(crate) async fn nul_in_text_is_refused(db: TestDb) {
     ));
     assert!(invalid(s.get_cmk("k\0").await));
     assert!(invalid(s.put_setting_if_absent("n\0", b"v").await));
-    assert_eq!(s.list_cmks("a1", 10).await.unwrap(), []);
+    assert_eq!(s.list_cmks("a1", "", 10).await.unwrap(), []);
     // Blobs may hold NUL bytes, of course.
     s.insert_cmk(&CmkRecord {
         blob: vec![0; 16],

@@ -12,6 +12,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod checks;
+mod guard_checks;
 mod harness;
 mod job_checks;
 mod quote_checks;
@@ -82,6 +83,11 @@ suite!(
     replace_cmk_blob_only_from_the_expected_blob,
     replace_apikey_blob_only_from_the_expected_blob,
     settings_put_overwrites,
+    key_quota_is_exact_under_concurrency,
+    secret_quota_is_exact_under_concurrency,
+    secret_under_a_missing_key_is_refused,
+    keys_that_encrypt_secrets_are_not_deleted,
+    delete_key_and_create_secret_race_safely,
 );
 
 /// Opening errors that need no server: a directory that does not exist, and bad URLs.

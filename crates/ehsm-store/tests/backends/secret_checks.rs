@@ -9,7 +9,8 @@ use crate::harness::TestDb;
 const T0: i64 = 1_700_000_000_000;
 const DAY: i64 = 86_400_000;
 
-/// Inserts the app `appid` (the other checks' records need one).
+/// Inserts the app `appid` with the key its secrets are encrypted under (the other checks'
+/// records need them).
 pub(crate) async fn with_app(db: &TestDb, appid: &str) {
     db.store
         .insert_app(
@@ -18,17 +19,22 @@ pub(crate) async fn with_app(db: &TestDb, appid: &str) {
                 apikey_blob: b"blob".to_vec(),
                 created_at: T0,
             },
-            &[],
+            &[crate::checks::key(appid, &keyid_of(appid))],
         )
         .await
         .unwrap();
+}
+
+/// The key of `appid`'s secrets in these checks.
+fn keyid_of(appid: &str) -> String {
+    format!("{appid}-k1")
 }
 
 fn secret(appid: &str, name: &str) -> SecretRecord {
     SecretRecord {
         appid: appid.into(),
         name: name.into(),
-        keyid: "k1".into(),
+        keyid: keyid_of(appid),
         description: Some("desc".into()),
         create_time: T0,
         deletion: None,
@@ -47,13 +53,29 @@ pub(crate) async fn secret_create_get_list(db: TestDb) {
     let s = &db.store;
     with_app(&db, "a1").await;
     with_app(&db, "a2").await;
-    assert!(s.insert_secret(&secret("a1", "b"), b"ct1").await.unwrap());
-    assert!(s.insert_secret(&secret("a1", "a"), b"cta").await.unwrap());
+    assert!(
+        s.insert_secret(&secret("a1", "b"), b"ct1", None)
+            .await
+            .unwrap()
+    );
+    assert!(
+        s.insert_secret(&secret("a1", "a"), b"cta", None)
+            .await
+            .unwrap()
+    );
     // Names are unique per app, not across apps.
-    assert!(!s.insert_secret(&secret("a1", "b"), b"other").await.unwrap());
-    assert!(s.insert_secret(&secret("a2", "b"), b"ct2").await.unwrap());
+    assert!(
+        !s.insert_secret(&secret("a1", "b"), b"other", None)
+            .await
+            .unwrap()
+    );
+    assert!(
+        s.insert_secret(&secret("a2", "b"), b"ct2", None)
+            .await
+            .unwrap()
+    );
     assert!(matches!(
-        s.insert_secret(&secret("nobody", "x"), b"ct").await,
+        s.insert_secret(&secret("nobody", "x"), b"ct", None).await,
         Err(Error::UnknownApp)
     ));
     assert_eq!(
@@ -95,7 +117,9 @@ pub(crate) async fn secret_create_get_list(db: TestDb) {
 pub(crate) async fn secret_versions_count_up_and_newest_is_default(db: TestDb) {
     let s = &db.store;
     with_app(&db, "a1").await;
-    s.insert_secret(&secret("a1", "n"), b"v1").await.unwrap();
+    s.insert_secret(&secret("a1", "n"), b"v1", None)
+        .await
+        .unwrap();
     for i in 2..=11 {
         let v = s
             .put_secret_version("a1", "n", format!("v{i}").as_bytes(), T0 + i)
@@ -129,7 +153,7 @@ pub(crate) async fn secret_versions_count_up_and_newest_is_default(db: TestDb) {
 pub(crate) async fn secret_versions_concurrent_writers(db: TestDb) {
     with_app(&db, "a1").await;
     db.store
-        .insert_secret(&secret("a1", "n"), b"v1")
+        .insert_secret(&secret("a1", "n"), b"v1", None)
         .await
         .unwrap();
     let mut tasks = Vec::new();
@@ -168,7 +192,9 @@ pub(crate) async fn secret_versions_concurrent_writers(db: TestDb) {
 pub(crate) async fn secret_description_set_and_remove(db: TestDb) {
     let s = &db.store;
     with_app(&db, "a1").await;
-    s.insert_secret(&secret("a1", "n"), b"v1").await.unwrap();
+    s.insert_secret(&secret("a1", "n"), b"v1", None)
+        .await
+        .unwrap();
     assert!(
         s.set_secret_description("a1", "n", Some("new"))
             .await
@@ -188,8 +214,12 @@ pub(crate) async fn secret_description_set_and_remove(db: TestDb) {
 pub(crate) async fn secret_deletion_schedule_restore_and_purge(db: TestDb) {
     let s = &db.store;
     with_app(&db, "a1").await;
-    s.insert_secret(&secret("a1", "n"), b"v1").await.unwrap();
-    s.insert_secret(&secret("a1", "keep"), b"v1").await.unwrap();
+    s.insert_secret(&secret("a1", "n"), b"v1", None)
+        .await
+        .unwrap();
+    s.insert_secret(&secret("a1", "keep"), b"v1", None)
+        .await
+        .unwrap();
     assert!(
         s.schedule_secret_deletion("a1", "n", scheduled(30))
             .await
@@ -239,7 +269,11 @@ pub(crate) async fn secret_deletion_schedule_restore_and_purge(db: TestDb) {
     assert_eq!(s.list_secret_versions("a1", "n", 10).await.unwrap(), []);
     assert_eq!(s.get_secret_version("a1", "n", None).await.unwrap(), None);
     assert!(s.get_secret("a1", "keep").await.unwrap().is_some());
-    assert!(s.insert_secret(&secret("a1", "n"), b"again").await.unwrap());
+    assert!(
+        s.insert_secret(&secret("a1", "n"), b"again", None)
+            .await
+            .unwrap()
+    );
     let v = s
         .get_secret_version("a1", "n", None)
         .await
@@ -251,7 +285,9 @@ pub(crate) async fn secret_deletion_schedule_restore_and_purge(db: TestDb) {
 pub(crate) async fn secret_force_delete_removes_versions(db: TestDb) {
     let s = &db.store;
     with_app(&db, "a1").await;
-    s.insert_secret(&secret("a1", "n"), b"v1").await.unwrap();
+    s.insert_secret(&secret("a1", "n"), b"v1", None)
+        .await
+        .unwrap();
     s.put_secret_version("a1", "n", b"v2", T0).await.unwrap();
     assert!(!s.delete_secret("a2", "n").await.unwrap());
     assert!(s.delete_secret("a1", "n").await.unwrap());
@@ -265,7 +301,7 @@ pub(crate) async fn secret_purge_concurrent_exactly_once(db: TestDb) {
     for i in 0..200 {
         let name = format!("s{i}");
         db.store
-            .insert_secret(&secret("a1", &name), b"v")
+            .insert_secret(&secret("a1", &name), b"v", None)
             .await
             .unwrap();
         db.store
@@ -305,13 +341,13 @@ pub(crate) async fn secret_text_round_trips(db: TestDb) {
     for name in names {
         let mut r = secret("a1", name);
         r.description = Some(format!("{name} (described)"));
-        assert!(s.insert_secret(&r, name.as_bytes()).await.unwrap());
+        assert!(s.insert_secret(&r, name.as_bytes(), None).await.unwrap());
         assert_eq!(s.get_secret("a1", name).await.unwrap(), Some(r));
         let listed = s.list_secrets("a1", Some(name), 10).await.unwrap();
         assert_eq!(listed.len(), 1);
     }
     assert!(matches!(
-        s.insert_secret(&secret("a1", "nul\0"), b"x").await,
+        s.insert_secret(&secret("a1", "nul\0"), b"x", None).await,
         Err(Error::InvalidInput(_))
     ));
 }
