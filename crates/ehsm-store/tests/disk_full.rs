@@ -74,7 +74,7 @@ async fn write(
     } else {
         let name = format!("s-{id}");
         let value: Vec<u8> = id.bytes().cycle().take(3000).collect();
-        assert!(store.insert_secret(&secret(&name), &value).await?);
+        assert!(store.insert_secret(&secret(&name), &value, None).await?);
         acked.lock().unwrap().secrets.insert(name);
     }
     Ok(())
