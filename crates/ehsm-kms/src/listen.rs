@@ -5,9 +5,10 @@
 //!   new connections wait in the kernel's listen backlog until one closes, so the process never
 //!   runs out of file descriptors and no open connection is disturbed.
 //! - **A connection must deliver its first request within `header_timeout`** of being accepted,
-//!   the TLS handshake included; on HTTP/1.1 every later request's headers too (hyper's header
-//!   read timeout, which also closes a keep-alive connection left waiting that long).
-//! - **A connection that moves no byte either way for `idle_timeout` is closed** (HTTP/2 too).
+//!   the TLS handshake included; on HTTP/1.1 also each next one, counted from the end of the
+//!   previous (so a keep-alive connection left waiting that long is closed too).
+//! - **A connection that moves no byte either way for `idle_timeout` is closed** (HTTP/2 too,
+//!   with a GOAWAY first if it has served a request, so that the client stops using it).
 //! - **Graceful shutdown**: accepting stops, connections still in their TLS handshake are
 //!   dropped, every other connection is asked to finish (HTTP/1.1 closes when its response is
 //!   sent, HTTP/2 sends GOAWAY and finishes its open streams), and after [`GRACE`] whatever is
@@ -20,13 +21,13 @@ use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::extract::ConnectInfo;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto::Builder;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
@@ -106,10 +107,8 @@ pub(crate) async fn serve(
         .unwrap_or_else(default_max_connections)
         .clamp(1, MAX_CONNECTIONS);
     let mut builder = Builder::new(TokioExecutor::new());
-    builder
-        .http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(limits.header_timeout);
+    // The watchdog times headers: hyper's own header timer costs a timer per request.
+    builder.http1().header_read_timeout(None);
     let shared = Arc::new(Shared {
         builder,
         tls,
@@ -241,11 +240,16 @@ async fn drive<I>(
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let app = shared.app.clone();
-    let requested = Arc::clone(activity);
+    let counted = Arc::clone(activity);
     let service = hyper::service::service_fn(move |mut request: hyper::Request<_>| {
-        requested.requested.store(true, Ordering::Relaxed);
+        let busy = Busy::start(&counted, request.version() == hyper::Version::HTTP_2);
         request.extensions_mut().insert(ConnectInfo(peer));
-        app.clone().oneshot(request.map(axum::body::Body::new))
+        let response = app.clone().oneshot(request.map(axum::body::Body::new));
+        async move {
+            let response = response.await;
+            drop(busy);
+            response
+        }
     });
     let conn = shared.builder.serve_connection(TokioIo::new(io), service);
     let mut conn = std::pin::pin!(conn);
@@ -258,7 +262,15 @@ async fn drive<I>(
                 return;
             }
             () = &mut watchdog => {
-                tracing::debug!(%peer, "connection closed: too slow or idle");
+                tracing::debug!(%peer, "closing a connection: too slow or idle");
+                let served = activity.requests.load(Ordering::Relaxed) > 0;
+                if served {
+                    // A client that has been served is told (HTTP/2: GOAWAY), so that it does
+                    // not send its next request into a connection being closed; it has the
+                    // header timeout to let go.
+                    conn.as_mut().graceful_shutdown();
+                    let _ = tokio::time::timeout(shared.limits.header_timeout, conn.as_mut()).await;
+                }
                 return;
             }
             changed = phase.changed() => match (changed, *phase.borrow_and_update()) {
@@ -275,38 +287,68 @@ async fn drive<I>(
 struct Activity {
     /// A byte was read or written since the watchdog last looked.
     moved: AtomicBool,
-    /// A request has reached the service.
-    requested: AtomicBool,
+    /// Requests that reached the service.
+    requests: AtomicU64,
+    /// Of those, the ones not answered yet.
+    in_flight: AtomicU64,
+    /// The connection speaks HTTP/2 (known from its first request).
+    h2: AtomicBool,
 }
 
-/// Completes when the connection should be closed: no first request within the header
-/// timeout, or no byte moved for the idle timeout. The idle check looks four times per idle
-/// timeout, so a connection is closed between 1 and 1.25 idle timeouts after its last byte;
-/// the I/O path only sets a flag (no clock read per read or write).
+/// A request being answered: counted from the service's call until its response is ready.
+struct Busy(Arc<Activity>);
+
+impl Busy {
+    fn start(activity: &Arc<Activity>, h2: bool) -> Self {
+        activity.requests.fetch_add(1, Ordering::Relaxed);
+        activity.in_flight.fetch_add(1, Ordering::Relaxed);
+        if h2 {
+            activity.h2.store(true, Ordering::Relaxed);
+        }
+        Self(Arc::clone(activity))
+    }
+}
+
+impl Drop for Busy {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// Completes when the connection should be closed: no byte moved for the idle timeout, or a
+/// request awaited for the header timeout (the first one; on HTTP/1.1 also the next one while
+/// none is being answered). It looks four times per shorter timeout, so a connection is
+/// closed at most a quarter of that late; the I/O path only sets a flag and the service counts
+/// requests (no clock read, no timer per request).
 async fn watchdog(activity: &Activity, limits: ConnectionLimits) {
-    let first_request = async {
-        tokio::time::sleep(limits.header_timeout).await;
-        if activity.requested.load(Ordering::Relaxed) {
-            std::future::pending::<()>().await;
-        }
-    };
-    let idle = async {
-        const LOOKS: u32 = 4;
-        let mut quiet = 0;
-        let mut looks = tokio::time::interval(limits.idle_timeout / LOOKS);
+    const LOOKS: u32 = 4;
+    let every = limits.header_timeout.min(limits.idle_timeout) / LOOKS;
+    let looks_in = |timeout: Duration| timeout.as_nanos().div_ceil(every.as_nanos().max(1));
+    let (idle_after, waiting_after) = (
+        looks_in(limits.idle_timeout),
+        looks_in(limits.header_timeout),
+    );
+    let mut looks = tokio::time::interval(every);
+    looks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    looks.tick().await;
+    let (mut quiet, mut waiting, mut seen) = (0, 0, 0);
+    loop {
         looks.tick().await;
-        while quiet < LOOKS {
-            looks.tick().await;
-            if activity.moved.swap(false, Ordering::Relaxed) {
-                quiet = 0;
-            } else {
-                quiet += 1;
-            }
+        quiet = if activity.moved.swap(false, Ordering::Relaxed) {
+            0
+        } else {
+            quiet + 1
+        };
+        let requests = activity.requests.load(Ordering::Relaxed);
+        let awaited = requests == 0
+            || (requests == seen
+                && activity.in_flight.load(Ordering::Relaxed) == 0
+                && !activity.h2.load(Ordering::Relaxed));
+        waiting = if awaited { waiting + 1 } else { 0 };
+        seen = requests;
+        if quiet >= idle_after || waiting >= waiting_after {
+            return;
         }
-    };
-    tokio::select! {
-        () = first_request => {}
-        () = idle => {}
     }
 }
 

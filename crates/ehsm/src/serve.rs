@@ -46,8 +46,8 @@ pub(crate) struct Args {
     http: bool,
 
     /// How long a new client connection has to send its first request, TLS handshake
-    /// included, and an HTTP/1.1 connection each request's headers (also when waiting between
-    /// requests), in milliseconds [default: 10000].
+    /// included, and an HTTP/1.1 connection its next request after each answer, in
+    /// milliseconds [default: 10000].
     #[arg(long, env = "EHSM_HEADER_TIMEOUT_MS", value_name = "MS",
           value_parser = clap::value_parser!(u64).range(TIMEOUT_MS))]
     header_timeout_ms: Option<u64>,
