@@ -5,13 +5,20 @@
 #
 #   bench/cpu_per_request.sh [EHSM_BINARY] [ACTION...]
 #   bench/cpu_per_request.sh target/release/ehsm get-version encrypt
+#   SCHEME=https bench/cpu_per_request.sh ...    the same over TLS (default: plain HTTP)
 set -euo pipefail
 BIN=${1:-target/release/ehsm}
 shift || true
 ACTIONS=("${@:-get-version encrypt}")
 DATA=$(mktemp -d)
 PORT=9411
-"$BIN" serve --http --listen 127.0.0.1:$PORT --data-dir "$DATA" >/dev/null 2>&1 &
+SCHEME=${SCHEME:-http}
+case $SCHEME in
+  http) SERVE=(--http) TRUST=() ;;
+  https) SERVE=() TRUST=(--insecure) ;;
+  *) echo "SCHEME is http or https" >&2; exit 2 ;;
+esac
+"$BIN" serve "${SERVE[@]}" --listen 127.0.0.1:$PORT --data-dir "$DATA" >/dev/null 2>&1 &
 SERVER=$!
 trap 'kill $SERVER 2>/dev/null; rm -rf "$DATA"' EXIT
 sleep 1
@@ -19,7 +26,7 @@ ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 HZ=$(getconf CLK_TCK)
 for action in ${ACTIONS[@]}; do
   out=$(mktemp)
-  "$BIN" bench --url http://127.0.0.1:$PORT --connections 64 --duration 6s --warmup 1s \
+  "$BIN" bench --url "$SCHEME://127.0.0.1:$PORT" "${TRUST[@]}" --connections 64 --duration 6s --warmup 1s \
     --action "$action" >"$out" 2>&1 &
   BENCH=$!
   sleep 2.5

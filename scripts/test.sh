@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test: the Rust workspace (unit, integration and end-to-end tests against the real
-# `ehsm serve`) and the end-to-end tests of the independent Python client (tests/python).
+# `ehsm serve`), the end-to-end tests of the independent Python client (tests/python), and
+# upstream eHSM-KMS's own SDK suites (scripts/conformance.sh: skipped with the reason when
+# ../shared/conformance is missing, except in CI).
 #
 # PostgreSQL: the store's tests also run against PostgreSQL when EHSM_TEST_POSTGRES is set; if it
 # is unset and a server answers on 127.0.0.1:5432, that one is used.
@@ -33,3 +35,6 @@ if [ -n "${EHSM_TEST_POSTGRES:-}" ]; then
   EHSM_TEST_BACKEND=postgres EHSM_BIN="${CARGO_TARGET_DIR:-target}/debug/ehsm" \
     python3 -m pytest -q tests/python
 fi
+
+# Upstream's Python, Rust and Go SDK suites against the binary built above.
+./scripts/conformance.sh "${CARGO_TARGET_DIR:-target}/debug/ehsm"

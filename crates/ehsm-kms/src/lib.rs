@@ -11,6 +11,7 @@ mod enroll;
 mod envelope;
 mod jobs;
 mod keys;
+mod listen;
 mod metrics;
 mod params;
 mod replay;
@@ -23,7 +24,7 @@ mod validate;
 use std::time::Instant;
 
 use axum::Router;
-use axum::extract::{Query, Request, State};
+use axum::extract::{ConnectInfo, Query, Request, State};
 use axum::http::{HeaderMap, Method, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -92,7 +93,12 @@ async fn ehsm(State(state): State<AppState>, request: Request) -> Response {
     } else {
         None
     };
-    let result = handle(&state, method, action, headers, &body).await;
+    // Enroll's rate limit is per client address, which only the connection knows.
+    let peer = parts.extensions.get::<ConnectInfo<std::net::SocketAddr>>();
+    let result = match state.enroll.admit(method, action, peer.map(|c| c.0.ip())) {
+        Ok(()) => handle(&state, method, action, headers, &body).await,
+        Err(e) => Err(e),
+    };
     let code = match &result {
         Ok(_) => 200,
         Err(e) => e.code,

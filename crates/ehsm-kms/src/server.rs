@@ -2,6 +2,9 @@
 
 /// The store's connection-pool settings, as [`Config::pool`] takes them.
 pub use ehsm_store::PoolSettings;
+
+/// The limits on client connections, as [`Config::connections`] takes them.
+pub use crate::listen::{ConnectionLimits, MAX_CONNECTIONS, default_max_connections};
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -22,6 +25,7 @@ use ehsm_tee::sim::SimPlatform;
 use ehsm_tee::tdx::TdxPlatform;
 use ehsm_tee::{Platform, PlatformKind, tdx};
 
+pub use crate::enroll::DEFAULT_ENROLL_RATE;
 use crate::enroll::{EnrollMode, EnrollPolicy, TOKEN_SETTING, token_hash};
 use crate::replay::{BatchCursor, KEEP_MS, KEY_SETTING as REPLAY_KEY_SETTING, ReplayCache};
 use crate::state::{AppState, Attestation, Inner, RecordCache, now_ms};
@@ -39,8 +43,13 @@ pub struct Config {
     pub tls_key: Option<PathBuf>,
     /// Serve plain HTTP (behind a TLS-terminating proxy).
     pub http: bool,
+    /// Timeouts and the cap on client connections.
+    pub connections: ConnectionLimits,
     /// Who may enroll; `None` picks `open` on a loopback address and `token` elsewhere.
     pub enroll: Option<EnrollMode>,
+    /// Enrollments per second per client address (0: unlimited); `None` picks unlimited on a
+    /// loopback address and [`DEFAULT_ENROLL_RATE`] elsewhere.
+    pub enroll_rate: Option<u32>,
     /// The database URL; default SQLite in the data directory.
     pub database: Option<String>,
     /// Connection-pool size and how long a request waits for a connection.
@@ -201,21 +210,14 @@ pub async fn run(
             config.tls_cert.as_deref(),
             config.tls_key.as_deref(),
         )?;
-        let tls = axum_server::tls_rustls::RustlsConfig::from_pem_file(&cert, &key)
-            .await
-            .with_context(|| {
-                format!(
-                    "loading the TLS certificate {} and key {}",
-                    cert.display(),
-                    key.display()
-                )
-            })?;
-        Some(tls)
+        Some(tokio_rustls::TlsAcceptor::from(crate::tls::server_config(
+            &cert, &key,
+        )?))
     };
 
-    let listener = std::net::TcpListener::bind(config.listen)
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
         .with_context(|| format!("binding {}", config.listen))?;
-    listener.set_nonblocking(true)?;
     let addr = listener.local_addr()?;
     let scheme = if config.http { "http" } else { "https" };
     // One line that says where and how: scripts (and the tests) read the address from it.
@@ -226,27 +228,17 @@ pub async fn run(
         redact(&database),
         started.elapsed().as_millis()
     );
-    let app = crate::app(state.clone());
-    match tls {
-        None => {
-            let listener = tokio::net::TcpListener::from_std(listener)?;
-            axum::serve(listener, app)
-                .with_graceful_shutdown(shutdown)
-                .await?;
-        }
-        Some(tls) => {
-            let handle = axum_server::Handle::new();
-            let h = handle.clone();
-            tokio::spawn(async move {
-                shutdown.await;
-                h.graceful_shutdown(Some(Duration::from_secs(30)));
-            });
-            axum_server::from_tcp_rustls(listener, tls)?
-                .handle(handle)
-                .serve(app.into_make_service())
-                .await?;
-        }
+    if config.http {
+        warn_plain_http(addr);
     }
+    crate::listen::serve(
+        listener,
+        tls,
+        crate::app(state.clone()),
+        config.connections,
+        shutdown,
+    )
+    .await;
     tracing::info!("shutting down: flushing the replay cache and closing the database");
     jobs.abort();
     flusher.abort();
@@ -264,6 +256,23 @@ pub async fn run(
     }
     store.close().await;
     Ok(())
+}
+
+/// `--http` sends API keys, signatures and plaintexts unencrypted: said at every start, more
+/// strongly when the address is reachable from other machines.
+fn warn_plain_http(addr: SocketAddr) {
+    if addr.ip().is_loopback() {
+        tracing::warn!(
+            "plain HTTP (http): API keys and plaintexts cross the connection unencrypted; only \
+             a TLS-terminating proxy on this host should connect to {addr}"
+        );
+    } else {
+        tracing::warn!(
+            "plain HTTP (http) on {addr}, reachable from the network: API keys and plaintexts \
+             cross the network IN THE CLEAR unless a TLS-terminating proxy is in front; listen \
+             on a loopback address behind a local proxy, or serve HTTPS"
+        );
+    }
 }
 
 /// Everything `run` serves from, opened.
@@ -351,13 +360,13 @@ pub(crate) async fn open(config: &Config) -> anyhow::Result<Service> {
         .await
         .with_context(|| format!("opening the database {}", redact(&database)))?;
 
-    let enroll = config
-        .enroll
-        .unwrap_or(if config.listen.ip().is_loopback() {
-            EnrollMode::Open
-        } else {
-            EnrollMode::Token
-        });
+    // Loopback means every client is local: open enrollment without a rate limit by default.
+    let loopback = config.listen.ip().is_loopback();
+    let enroll = config.enroll.unwrap_or(if loopback {
+        EnrollMode::Open
+    } else {
+        EnrollMode::Token
+    });
     let token_sha256 = if enroll == EnrollMode::Token {
         Some(enrollment_token(&store).await?)
     } else {
@@ -379,7 +388,13 @@ pub(crate) async fn open(config: &Config) -> anyhow::Result<Service> {
         replay,
         apps: RecordCache::new(100_000),
         keys: RecordCache::new(100_000),
-        enroll: EnrollPolicy::new(enroll, token_sha256),
+        enroll: EnrollPolicy::new(
+            enroll,
+            token_sha256,
+            config
+                .enroll_rate
+                .unwrap_or(if loopback { 0 } else { DEFAULT_ENROLL_RATE }),
+        ),
         key_lifetime_ms: i64::try_from(config.key_lifetime.as_millis()).unwrap_or(i64::MAX),
         quotas: config.quotas,
         heavy: tokio::sync::Semaphore::new(

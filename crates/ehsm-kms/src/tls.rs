@@ -3,8 +3,12 @@
 //! here, which every eHSM client accepts in its insecure mode, and which is faster).
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use anyhow::{Context as _, bail};
+use rustls::ServerConfig;
+use rustls::pki_types::pem::PemObject as _;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
 /// Where the generated certificate and key live inside the data directory.
 pub(crate) const CERT_FILE: &str = "tls-cert.pem";
@@ -27,6 +31,29 @@ pub(crate) fn files(
         }
         _ => bail!("--tls-cert and --tls-key go together"),
     }
+}
+
+/// The server's TLS configuration: TLS 1.2 and 1.3 with AWS-LC's default suites (AEAD only:
+/// AES-GCM and ChaCha20-Poly1305), no client certificates, ALPN `h2` then `http/1.1`.
+pub(crate) fn server_config(cert: &Path, key: &Path) -> anyhow::Result<Arc<ServerConfig>> {
+    let loading = || {
+        format!(
+            "loading the TLS certificate {} and key {}",
+            cert.display(),
+            key.display()
+        )
+    };
+    let chain = CertificateDer::pem_file_iter(cert)
+        .and_then(Iterator::collect::<Result<Vec<_>, _>>)
+        .with_context(loading)?;
+    let key = PrivateKeyDer::from_pem_file(key).with_context(loading)?;
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let mut config = ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .and_then(|b| b.with_no_client_auth().with_single_cert(chain, key))
+        .with_context(loading)?;
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(Arc::new(config))
 }
 
 fn generate(cert_path: &Path, key_path: &Path) -> anyhow::Result<()> {

@@ -45,10 +45,35 @@ pub(crate) struct Args {
     #[arg(long, env = "EHSM_HTTP", conflicts_with_all = ["tls_cert", "tls_key"])]
     http: bool,
 
+    /// How long a new client connection has to send its first request, TLS handshake
+    /// included, and an HTTP/1.1 connection its next request after each answer, in
+    /// milliseconds [default: 10000].
+    #[arg(long, env = "EHSM_HEADER_TIMEOUT_MS", value_name = "MS",
+          value_parser = clap::value_parser!(u64).range(TIMEOUT_MS))]
+    header_timeout_ms: Option<u64>,
+
+    /// Close a client connection that sends and receives nothing for this long, in
+    /// milliseconds [default: 60000].
+    #[arg(long, env = "EHSM_IDLE_TIMEOUT_MS", value_name = "MS",
+          value_parser = clap::value_parser!(u64).range(TIMEOUT_MS))]
+    idle_timeout_ms: Option<u64>,
+
+    /// At most this many client connections at once; further ones wait to be accepted until
+    /// one closes [default: half the soft limit on open files, at most 4096; 512 under the
+    /// usual limit of 1024].
+    #[arg(long, env = "EHSM_MAX_CONNECTIONS", value_name = "N",
+          value_parser = clap::value_parser!(u64).range(MAX_CONNECTIONS))]
+    max_connections: Option<u64>,
+
     /// Who may enroll: open (anyone, upstream's behaviour), token (clients present the operator
     /// token printed at first start) or off. Default: open on a loopback address, token elsewhere.
     #[arg(long, env = "EHSM_ENROLL", value_enum)]
     enroll: Option<EnrollMode>,
+
+    /// Enrollments a second per client address (an IPv4 address or an IPv6 /64), with bursts
+    /// of four seconds' worth; 0 for no limit [default: 0 on a loopback address, 5 elsewhere].
+    #[arg(long, env = "EHSM_ENROLL_RATE", value_name = "N")]
+    enroll_rate: Option<u32>,
 
     /// Database URL. Default: SQLite in the data directory.
     #[arg(long, env = "EHSM_DATABASE")]
@@ -154,7 +179,11 @@ struct FileConfig {
     tls_cert: Option<PathBuf>,
     tls_key: Option<PathBuf>,
     http: Option<bool>,
+    header_timeout_ms: Option<u64>,
+    idle_timeout_ms: Option<u64>,
+    max_connections: Option<u64>,
     enroll: Option<String>,
+    enroll_rate: Option<u32>,
     database: Option<String>,
     db_max_connections: Option<u32>,
     db_acquire_timeout_ms: Option<u64>,
@@ -260,7 +289,25 @@ impl Args {
             tls_cert,
             tls_key,
             http: self.http || file.http.unwrap_or(false),
+            connections: connection_limits(
+                in_range(
+                    self.header_timeout_ms.or(file.header_timeout_ms),
+                    "header-timeout-ms",
+                    TIMEOUT_MS,
+                )?,
+                in_range(
+                    self.idle_timeout_ms.or(file.idle_timeout_ms),
+                    "idle-timeout-ms",
+                    TIMEOUT_MS,
+                )?,
+                in_range(
+                    self.max_connections.or(file.max_connections),
+                    "max-connections",
+                    MAX_CONNECTIONS,
+                )?,
+            ),
             enroll: self.enroll.or(file_enum(file.enroll, "enroll")?),
+            enroll_rate: self.enroll_rate.or(file.enroll_rate),
             database: self.database.or(file.database),
             pool: server::PoolSettings {
                 max_connections: self.db_max_connections.or(file.db_max_connections),
@@ -317,6 +364,40 @@ fn quota(setting: Option<u64>) -> Option<u64> {
         None => Some(server::Quotas::DEFAULT),
         Some(0) => None,
         Some(n) => Some(n),
+    }
+}
+
+/// Connection timeouts: at least a millisecond, at most an hour.
+const TIMEOUT_MS: std::ops::RangeInclusive<u64> = 1..=3_600_000;
+/// `max-connections`: at least one, at most the accept loop's own bound.
+const MAX_CONNECTIONS: std::ops::RangeInclusive<u64> = 1..=server::MAX_CONNECTIONS as u64;
+
+/// A config file's number, checked as the flag's parser checks it.
+fn in_range(
+    value: Option<u64>,
+    name: &str,
+    range: std::ops::RangeInclusive<u64>,
+) -> anyhow::Result<Option<u64>> {
+    match value {
+        Some(v) if !range.contains(&v) => {
+            anyhow::bail!("{name} = {v} is not in {}..={}", range.start(), range.end())
+        }
+        v => Ok(v),
+    }
+}
+
+/// The connection limits, each setting or its default.
+fn connection_limits(
+    header_timeout_ms: Option<u64>,
+    idle_timeout_ms: Option<u64>,
+    max_connections: Option<u64>,
+) -> server::ConnectionLimits {
+    let default = server::ConnectionLimits::default();
+    server::ConnectionLimits {
+        header_timeout: header_timeout_ms.map_or(default.header_timeout, Duration::from_millis),
+        idle_timeout: idle_timeout_ms.map_or(default.idle_timeout, Duration::from_millis),
+        // In range, so it fits (`MAX_CONNECTIONS` is a usize).
+        max_connections: max_connections.map(|n| n as usize),
     }
 }
 
@@ -431,6 +512,10 @@ mod tests {
             max-keys-per-app = 0
             max-secrets-per-app = 7
             tee = "sim"
+            header-timeout-ms = 2000
+            idle-timeout-ms = 30000
+            max-connections = 100
+            enroll-rate = 2
         "#;
         let (c, dir) = config(toml, &[]);
         let c = c.unwrap();
@@ -450,6 +535,15 @@ mod tests {
             },
             "0 is no limit"
         );
+        assert_eq!(
+            c.connections,
+            server::ConnectionLimits {
+                header_timeout: Duration::from_secs(2),
+                idle_timeout: Duration::from_secs(30),
+                max_connections: Some(100),
+            }
+        );
+        assert_eq!(c.enroll_rate, Some(2));
 
         let flags = [
             "--listen",
@@ -467,6 +561,27 @@ mod tests {
         assert_eq!(c.data_dir, PathBuf::from("/x"));
         assert_eq!(c.quotas.keys_per_app, Some(5));
         assert_eq!(c.quotas.secrets_per_app, Some(7), "still the file's");
+        let c2 = config(
+            toml,
+            &[
+                "--max-connections",
+                "7",
+                "--enroll-rate",
+                "0",
+                "--idle-timeout-ms",
+                "5",
+            ],
+        )
+        .0
+        .unwrap();
+        assert_eq!(c2.connections.max_connections, Some(7));
+        assert_eq!(c2.connections.idle_timeout, Duration::from_millis(5));
+        assert_eq!(
+            c2.connections.header_timeout,
+            Duration::from_secs(2),
+            "the file's"
+        );
+        assert_eq!(c2.enroll_rate, Some(0));
         assert_eq!(
             c.key_lifetime,
             Duration::from_secs(30 * 86_400),
@@ -540,6 +655,8 @@ mod tests {
         assert_eq!(c.pool, server::PoolSettings::default());
         assert_eq!(c.quotas, server::Quotas::default());
         assert_eq!(c.quotas.keys_per_app, Some(10_000));
+        assert_eq!(c.connections, server::ConnectionLimits::default());
+        assert_eq!(c.enroll_rate, None);
     }
 
     #[test]
@@ -551,6 +668,13 @@ mod tests {
         assert!(m.contains("open, token, off"), "{m}");
         let m = message("key-lifetime-days = \"ten\"");
         assert!(m.contains("key-lifetime-days"), "{m}");
+        let m = message("idle-timeout-ms = 0");
+        assert!(
+            m.contains("idle-timeout-ms = 0 is not in 1..=3600000"),
+            "{m}"
+        );
+        let m = message("max-connections = 2000000");
+        assert!(m.contains("max-connections"), "{m}");
         let m = message("tls-cert = \"c.pem\"");
         assert!(m.contains("give both or neither"), "{m}");
         let m = message("http = true\ntls-cert = \"c.pem\"\ntls-key = \"k.pem\"");
