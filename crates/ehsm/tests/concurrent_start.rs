@@ -18,26 +18,32 @@ use util::{Server, on_fresh_database};
 const ROUNDS: usize = 20;
 const NODES: usize = 3;
 
+/// `ehsm serve` on `database` with its own data directory `dir`.
+fn serve_args<'a>(database: &'a str, dir: &'a Path) -> Vec<&'a OsStr> {
+    [
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--http",
+        "--tee",
+        "sim",
+        "--database",
+        database,
+        "--data-dir",
+    ]
+    .into_iter()
+    .map(OsStr::new)
+    .chain([dir.as_os_str()])
+    .collect()
+}
+
 /// Starts `NODES` standalone nodes at once on `database` (each with its own new data directory
 /// under `root`) and waits until every one listens; stops them.
 fn start_together(root: &Path, database: &str) {
     let mut starting = Vec::new();
     for n in 0..NODES {
         let dir = root.join(format!("node-{n}"));
-        let args: Vec<&OsStr> = [
-            OsStr::new("serve"),
-            OsStr::new("--listen"),
-            OsStr::new("127.0.0.1:0"),
-            OsStr::new("--http"),
-            OsStr::new("--tee"),
-            OsStr::new("sim"),
-            OsStr::new("--database"),
-            OsStr::new(database),
-            OsStr::new("--data-dir"),
-            dir.as_os_str(),
-        ]
-        .into();
-        starting.push(Server::spawn_command(&args, &[]));
+        starting.push(Server::spawn_command(&serve_args(database, &dir), &[]));
     }
     for (n, (server, listening)) in starting.iter().enumerate() {
         assert!(
@@ -89,20 +95,7 @@ async fn a_node_waiting_for_the_migration_lock_says_so() {
         .await
         .unwrap();
     let data = dir.path().join("node");
-    let args: Vec<&OsStr> = [
-        OsStr::new("serve"),
-        OsStr::new("--listen"),
-        OsStr::new("127.0.0.1:0"),
-        OsStr::new("--http"),
-        OsStr::new("--tee"),
-        OsStr::new("sim"),
-        OsStr::new("--database"),
-        OsStr::new(&database),
-        OsStr::new("--data-dir"),
-        data.as_os_str(),
-    ]
-    .into();
-    let (node, listening) = Server::spawn_command(&args, &[]);
+    let (node, listening) = Server::spawn_command(&serve_args(&database, &data), &[]);
     // The node waits up to SQLite's busy timeout (5 s); the line comes after 100 ms.
     let asked = Instant::now();
     while !node.logged("waiting for it to finish") {
