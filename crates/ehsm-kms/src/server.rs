@@ -609,8 +609,8 @@ async fn replay_flusher(state: AppState) {
 const REPLAY_FOLLOW_PAGE: u32 = 500;
 
 /// Merges the replay batches written by every node (this one too: merging is idempotent) after
-/// `after`, every [`REPLAY_FOLLOW`], so that a request accepted by another node is refused here
-/// about two intervals later (see `replay.rs`).
+/// `after`, every [`REPLAY_FOLLOW`], so that a request accepted by another node (which wrote
+/// its entry before answering) is refused here at most one interval later (see `replay.rs`).
 async fn replay_follower(state: AppState, after: i64) {
     let mut cursor = BatchCursor::new(after);
     let mut tick = tokio::time::interval(REPLAY_FOLLOW);

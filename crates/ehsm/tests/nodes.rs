@@ -200,7 +200,7 @@ async fn accepted_then_refused(
     let body = Value::Object(envelope(creds, None, &timestamp, Some(nonce)));
     let (_, accepted) = post(&first.url, "ListKey", &body).await;
     assert_code(&accepted, 200, "successful");
-    // The first node's flush (20 ms) and the second's read (20 ms) are well within this.
+    // The first node wrote its entry before answering; the second reads every 20 ms.
     tokio::time::sleep(Duration::from_millis(200)).await;
     let (_, replayed) = post(&second.url, "ListKey", &body).await;
     assert_code(&replayed, 400, "Timestamp can't be repeated in 20 minutes");
