@@ -134,8 +134,8 @@ async fn a_captured_request_cannot_be_sent_to_another_action() {
     let (_, encrypted) = post(&s.url, "Encrypt", &Value::Object(body)).await;
     assert_code(&encrypted, 200, "success!");
 
-    // Same fields, other action (GetSecretValue → DeleteSecret, EnableKey → DisableKey): only
-    // the signed action tells them apart.
+    // Same fields, other action (GetSecretValue → DeleteSecret): only the signed action tells
+    // them apart.
     c.create_secret("db", "hunter2", &SecretOptions::default())
         .await
         .unwrap();
