@@ -79,6 +79,14 @@ enum Kind {
     Int { min: Option<i64>, max: Option<i64> },
     /// One of an enum's wire names.
     Const(fn(&str) -> bool),
+    /// ehsm extension: a JSON `true` or `false`.
+    Bool,
+    /// A key: upstream's keyid (a `Str` of 36 with [`is_keyid`]) or, an ehsm extension, an
+    /// alias name (an [`Kind::Alias`]). Anything not starting `alias/` is checked exactly as
+    /// upstream checked a keyid, so upstream's clients see upstream's messages.
+    KeyRef,
+    /// ehsm extension: an alias name, `alias/` and 1 to 250 of `[A-Za-z0-9/_-]`.
+    Alias,
 }
 
 /// Why a field failed; each is one message of spec §5.2.
@@ -93,6 +101,7 @@ enum Fault {
     AboveMax(i64),
     BelowMin(i64),
     NotInEnum,
+    NotBool,
 }
 
 impl Fault {
@@ -114,6 +123,7 @@ impl Fault {
                 )
             }
             Fault::NotInEnum => format!("Parameter invalid, The {key} type is incorrect."),
+            Fault::NotBool => format!("Parameter invalid, The {key} must be of boolean type."),
         }
     }
 }
@@ -164,6 +174,22 @@ impl Kind {
                 Value::String(s) if is_name(s) => Ok(()),
                 _ => Err(Fault::NotInEnum),
             },
+            Kind::Bool => match value {
+                Value::Bool(_) => Ok(()),
+                _ => Err(Fault::NotBool),
+            },
+            Kind::KeyRef => match value {
+                Value::String(s) if s.starts_with(ALIAS_PREFIX) => Kind::Alias.check(value),
+                _ => KEYID_KIND.check(value),
+            },
+            Kind::Alias => {
+                let s = string_in(value, ALIAS_MIN, ALIAS_MAX)?;
+                if is_alias(s) {
+                    Ok(())
+                } else {
+                    Err(Fault::Format)
+                }
+            }
         }
     }
 }
@@ -253,6 +279,21 @@ fn is_rotation_interval(s: &str) -> bool {
         && digits.iter().all(u8::is_ascii_digit)
 }
 
+/// What every alias name starts with (as AWS KMS's do).
+pub(crate) const ALIAS_PREFIX: &str = "alias/";
+/// `alias/` and at least one character.
+const ALIAS_MIN: usize = ALIAS_PREFIX.len() + 1;
+/// `alias/` and at most 250 characters: AWS KMS's limit, so a name is valid on both APIs.
+const ALIAS_MAX: usize = ALIAS_PREFIX.len() + 250;
+
+/// An alias name: the prefix, then only `[A-Za-z0-9/_-]` (the length is checked before).
+fn is_alias(s: &str) -> bool {
+    s.strip_prefix(ALIAS_PREFIX).is_some_and(|name| {
+        name.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'/' | b'_' | b'-'))
+    })
+}
+
 fn is_key_spec(s: &str) -> bool {
     KeySpec::from_name(s).is_some()
 }
@@ -312,7 +353,23 @@ const KEYID_KIND: Kind = Kind::Str {
     pattern: Some(is_keyid),
 };
 
-const KEYID: Field = required("keyid", KEYID_KIND);
+/// Every `keyid` takes an alias name too.
+const KEYID: Field = required("keyid", Kind::KeyRef);
+/// Sign, Verify, GetPublicKey, AsymmetricEncrypt and AsymmetricDecrypt: which version of the
+/// key (default: the primary one; see `keys::Key::version`).
+const KEYVERSION: Field = optional(
+    "keyversion",
+    Kind::Int {
+        min: Some(1),
+        max: Some(u32::MAX as i64),
+    },
+);
+const ALIAS: Field = required("alias", Kind::Alias);
+/// Automatic rotation's interval in days: AWS KMS's range.
+const ROTATION_INTERVAL_DAYS: Kind = Kind::Int {
+    min: Some(7),
+    max: Some(2560),
+};
 const AAD: Field = optional("aad", base64(0, B64_MAX));
 const KEYSPEC: Field = required("keyspec", Kind::Const(is_key_spec));
 const MESSAGE: Field = required("message", base64(1, B64_MAX));
@@ -336,6 +393,9 @@ const CREATE_KEY: &[Field] = &[
     // Not validated upstream, where a missing or bad usage became a 500 from the enclave; a
     // client mistake is a 400 here (spec §16.20).
     required("keyusage", Kind::Const(is_key_usage)),
+    // ehsm extensions (key lifecycle): automatic rotation from the start, and a description.
+    optional("rotationInterval", ROTATION_INTERVAL_DAYS),
+    DESCRIPTION,
 ];
 const ENCRYPT: &[Field] = &[KEYID, required("plaintext", base64(1, B64_MAX)), AAD];
 const DECRYPT: &[Field] = &[
@@ -344,7 +404,14 @@ const DECRYPT: &[Field] = &[
     AAD,
 ];
 const GENERATE_DATA_KEY: &[Field] = &[KEYID, KEYLEN, AAD];
-const SIGN: &[Field] = &[KEYID, MESSAGE, MESSAGE_TYPE, DIGEST_MODE, PADDING_MODE];
+const SIGN: &[Field] = &[
+    KEYID,
+    MESSAGE,
+    MESSAGE_TYPE,
+    DIGEST_MODE,
+    PADDING_MODE,
+    KEYVERSION,
+];
 const VERIFY: &[Field] = &[
     KEYID,
     MESSAGE,
@@ -352,18 +419,48 @@ const VERIFY: &[Field] = &[
     DIGEST_MODE,
     PADDING_MODE,
     required("signature", base64(1, B64_MAX)),
+    KEYVERSION,
 ];
 const ASYMMETRIC_ENCRYPT: &[Field] = &[
     KEYID,
     required("plaintext", base64(1, B64_MAX)),
     PADDING_MODE,
+    KEYVERSION,
 ];
 const ASYMMETRIC_DECRYPT: &[Field] = &[
     KEYID,
     required("ciphertext", base64(1, B64_MAX)),
     PADDING_MODE,
+    KEYVERSION,
 ];
+const GET_PUBLIC_KEY: &[Field] = &[KEYID, KEYVERSION];
 const KEYID_ONLY: &[Field] = &[KEYID];
+const UPDATE_ROTATION_POLICY: &[Field] = &[
+    KEYID,
+    required("enable", Kind::Bool),
+    optional("rotationInterval", ROTATION_INTERVAL_DAYS),
+];
+const ALIAS_AND_KEYID: &[Field] = &[ALIAS, KEYID];
+const ALIAS_ONLY: &[Field] = &[ALIAS];
+const LIST_ALIASES: &[Field] = &[optional("keyid", Kind::KeyRef)];
+const RE_ENCRYPT: &[Field] = &[
+    KEYID,
+    required("ciphertext", base64(1, CIPHERTEXT_MAX)),
+    AAD,
+    required("destinationkeyid", Kind::KeyRef),
+    optional("destinationaad", base64(0, B64_MAX)),
+];
+/// AWS KMS's waiting period; without one, its default (30 days).
+const SCHEDULE_KEY_DELETION: &[Field] = &[
+    KEYID,
+    optional(
+        "pendingWindowInDays",
+        Kind::Int {
+            min: Some(7),
+            max: Some(30),
+        },
+    ),
+];
 /// `keyspec` here is the spec of the wrapping key to create.
 const GET_PARAMETERS_FOR_IMPORT: &[Field] = &[KEYID, KEYSPEC];
 /// `importToken` is not validated upstream; the handler needs it all the same.
@@ -399,7 +496,7 @@ const GET_QUOTE_POLICY: &[Field] = &[required("policyId", KEYID_KIND)];
 const CREATE_SECRET: &[Field] = &[
     SECRET_NAME,
     SECRET_DATA,
-    optional("encryptionKeyId", KEYID_KIND),
+    optional("encryptionKeyId", Kind::KeyRef),
     DESCRIPTION,
     optional(
         "rotationInterval",
@@ -459,9 +556,20 @@ fn fields(action: Action) -> &'static [Field] {
         Action::Verify => VERIFY,
         Action::AsymmetricEncrypt => ASYMMETRIC_ENCRYPT,
         Action::AsymmetricDecrypt => ASYMMETRIC_DECRYPT,
-        Action::GetPublicKey | Action::DeleteKey | Action::EnableKey | Action::DisableKey => {
-            KEYID_ONLY
-        }
+        Action::GetPublicKey => GET_PUBLIC_KEY,
+        Action::DeleteKey
+        | Action::EnableKey
+        | Action::DisableKey
+        | Action::RotateKey
+        | Action::ListKeyVersions
+        | Action::DescribeKey
+        | Action::CancelKeyDeletion => KEYID_ONLY,
+        Action::UpdateRotationPolicy => UPDATE_ROTATION_POLICY,
+        Action::CreateAlias | Action::UpdateAlias => ALIAS_AND_KEYID,
+        Action::DeleteAlias => ALIAS_ONLY,
+        Action::ListAliases => LIST_ALIASES,
+        Action::ReEncrypt => RE_ENCRYPT,
+        Action::ScheduleKeyDeletion => SCHEDULE_KEY_DELETION,
         Action::GetParametersForImport => GET_PARAMETERS_FOR_IMPORT,
         Action::ImportKeyMaterial => IMPORT_KEY_MATERIAL,
         Action::ExportDataKey => EXPORT_DATA_KEY,
@@ -545,10 +653,11 @@ mod tests {
     /// A payload that passes, with every field the table lists, optional ones included.
     fn valid(action: Action) -> Value {
         let sign = json!({"keyid": KID, "message": "aGVsbG8=", "message_type": "EH_RAW",
-            "digest_mode": "EH_SHA_256", "padding_mode": "EH_RSA_PKCS1_PSS"});
+            "digest_mode": "EH_SHA_256", "padding_mode": "EH_RSA_PKCS1_PSS", "keyversion": 2});
         match action {
             Action::CreateKey => json!({"keyspec": "EH_AES_GCM_256", "origin": "EH_INTERNAL_KEY",
-                "keyusage": "EH_KEYUSAGE_ENCRYPT_DECRYPT"}),
+                "keyusage": "EH_KEYUSAGE_ENCRYPT_DECRYPT", "rotationInterval": 90,
+                "description": "desc"}),
             Action::Encrypt => json!({"keyid": KID, "plaintext": "aGVsbG8=", "aad": "YWFk"}),
             Action::Decrypt => json!({"keyid": KID, "ciphertext": "Y2lwaGVy", "aad": "YWFk"}),
             Action::GenerateDataKey | Action::GenerateDataKeyWithoutPlaintext => {
@@ -556,15 +665,27 @@ mod tests {
             }
             Action::Sign => sign,
             Action::Verify => with(sign, "signature", json!("c2lnbmF0dXJl")),
-            Action::AsymmetricEncrypt => {
-                json!({"keyid": KID, "plaintext": "aGVsbG8=", "padding_mode": "EH_RSA_PKCS1_OAEP"})
+            Action::AsymmetricEncrypt => json!({"keyid": KID, "plaintext": "aGVsbG8=",
+                "padding_mode": "EH_RSA_PKCS1_OAEP", "keyversion": 1}),
+            Action::AsymmetricDecrypt => json!({"keyid": KID, "ciphertext": "Y2lwaGVy",
+                "padding_mode": "EH_RSA_PKCS1_OAEP", "keyversion": 1}),
+            Action::GetPublicKey => json!({"keyid": KID, "keyversion": 3}),
+            Action::DeleteKey
+            | Action::EnableKey
+            | Action::DisableKey
+            | Action::RotateKey
+            | Action::ListKeyVersions
+            | Action::DescribeKey
+            | Action::CancelKeyDeletion => json!({"keyid": "alias/my-key"}),
+            Action::UpdateRotationPolicy => {
+                json!({"keyid": KID, "enable": true, "rotationInterval": 365})
             }
-            Action::AsymmetricDecrypt => {
-                json!({"keyid": KID, "ciphertext": "Y2lwaGVy", "padding_mode": "EH_RSA_PKCS1_OAEP"})
-            }
-            Action::GetPublicKey | Action::DeleteKey | Action::EnableKey | Action::DisableKey => {
-                json!({"keyid": KID})
-            }
+            Action::CreateAlias | Action::UpdateAlias => json!({"alias": "alias/a", "keyid": KID}),
+            Action::DeleteAlias => json!({"alias": "alias/app/a_b-c"}),
+            Action::ListAliases => json!({"keyid": KID}),
+            Action::ReEncrypt => json!({"keyid": KID, "ciphertext": "Y2lwaGVy", "aad": "YWFk",
+                "destinationkeyid": "alias/dst", "destinationaad": ""}),
+            Action::ScheduleKeyDeletion => json!({"keyid": KID, "pendingWindowInDays": 7}),
             Action::GetParametersForImport => json!({"keyid": KID, "keyspec": "EH_RSA_3072"}),
             Action::ImportKeyMaterial => json!({"keyid": KID, "padding_mode": "EH_RSA_PKCS1_OAEP",
                 "key_material": "a2V5", "importToken": "anything"}),
@@ -976,6 +1097,142 @@ mod tests {
         assert_eq!(
             check(Action::CreateSecret, secret),
             invalid("encryptionKeyId", "format wrong.")
+        );
+    }
+
+    #[test]
+    fn validate_alias_names() {
+        let create = |v: Value| with(valid(Action::CreateAlias), "alias", v);
+        let long_ok = format!("alias/{}", "a".repeat(250));
+        for alias in ["alias/a", "alias/A-z_0/9", "alias//", long_ok.as_str()] {
+            assert_eq!(
+                check(Action::CreateAlias, create(json!(alias))),
+                Ok(()),
+                "{alias}"
+            );
+            // Every keyid takes an alias name.
+            let encrypt = with(valid(Action::Encrypt), "keyid", json!(alias));
+            assert_eq!(check(Action::Encrypt, encrypt), Ok(()), "{alias}");
+        }
+        let too_long = format!("alias/{}", "a".repeat(251));
+        for alias in ["alias/", too_long.as_str(), "a"] {
+            assert_eq!(
+                check(Action::CreateAlias, create(json!(alias))),
+                invalid("alias", "length error."),
+                "{alias}"
+            );
+        }
+        for alias in [
+            "alias/a b",
+            "alias/a.b",
+            "alias/é",
+            "Alias/abc",
+            "aliasxabc",
+            KID,
+        ] {
+            assert_eq!(
+                check(Action::CreateAlias, create(json!(alias))),
+                invalid("alias", "format wrong."),
+                "{alias}"
+            );
+        }
+        assert_eq!(
+            check(Action::CreateAlias, create(json!(7))),
+            invalid("alias", "must be of string type.")
+        );
+        // A keyid that starts like an alias is checked as one; anything else as upstream's keyid.
+        let encrypt = |v: &str| with(valid(Action::Encrypt), "keyid", json!(v));
+        assert_eq!(
+            check(Action::Encrypt, encrypt("alias/a.b")),
+            invalid("keyid", "format wrong.")
+        );
+        assert_eq!(
+            check(Action::Encrypt, encrypt("alias/")),
+            invalid("keyid", "length error.")
+        );
+        assert_eq!(
+            check(Action::Encrypt, encrypt("my-key")),
+            invalid("keyid", "length error.")
+        );
+    }
+
+    #[test]
+    fn validate_lifecycle_fields() {
+        let policy = |k: &str, v: Value| with(valid(Action::UpdateRotationPolicy), k, v);
+        for bad in [json!("true"), json!(1), json!([true])] {
+            assert_eq!(
+                check(Action::UpdateRotationPolicy, policy("enable", bad)),
+                invalid("enable", "must be of boolean type.")
+            );
+        }
+        assert_eq!(
+            check(Action::UpdateRotationPolicy, policy("enable", json!(false))),
+            Ok(())
+        );
+        assert_eq!(
+            check(
+                Action::UpdateRotationPolicy,
+                policy("rotationInterval", json!(6))
+            ),
+            invalid(
+                "rotationInterval",
+                "value must be greater than or equal to 7."
+            )
+        );
+        assert_eq!(
+            check(
+                Action::UpdateRotationPolicy,
+                policy("rotationInterval", json!(2561))
+            ),
+            invalid(
+                "rotationInterval",
+                "value must be less than or equal to 2560."
+            )
+        );
+        assert_eq!(
+            check(
+                Action::CreateKey,
+                with(valid(Action::CreateKey), "rotationInterval", json!("30d"))
+            ),
+            invalid("rotationInterval", "must be of integer type.")
+        );
+        let schedule =
+            |v: Value| with(valid(Action::ScheduleKeyDeletion), "pendingWindowInDays", v);
+        assert_eq!(
+            check(Action::ScheduleKeyDeletion, schedule(json!(31))),
+            invalid(
+                "pendingWindowInDays",
+                "value must be less than or equal to 30."
+            )
+        );
+        assert_eq!(
+            check(Action::ScheduleKeyDeletion, schedule(json!(6))),
+            invalid(
+                "pendingWindowInDays",
+                "value must be greater than or equal to 7."
+            )
+        );
+        assert_eq!(
+            check(
+                Action::Sign,
+                with(valid(Action::Sign), "keyversion", json!(0))
+            ),
+            invalid("keyversion", "value must be greater than or equal to 1.")
+        );
+        assert_eq!(
+            check(
+                Action::Sign,
+                with(valid(Action::Sign), "keyversion", json!(1.5))
+            ),
+            invalid("keyversion", "must be of integer type.")
+        );
+        // Encrypt always uses the primary version: it takes no keyversion.
+        assert_eq!(
+            check(
+                Action::Encrypt,
+                with(valid(Action::Encrypt), "keyversion", json!(1))
+            ),
+            Err("Parameter invalid, The keyversion is not a parameter of Encrypt.".into())
         );
     }
 

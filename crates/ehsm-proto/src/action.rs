@@ -97,6 +97,28 @@ actions! {
     GetSecretValue,
     /// Cancel a scheduled deletion.
     RestoreSecret,
+    /// Make a new primary version of a key now (ehsm extension: key lifecycle).
+    RotateKey,
+    /// Turn automatic rotation of a key on or off.
+    UpdateRotationPolicy,
+    /// A key's versions.
+    ListKeyVersions,
+    /// A key's metadata.
+    DescribeKey,
+    /// Name a key.
+    CreateAlias,
+    /// Point an alias at another key.
+    UpdateAlias,
+    /// Remove an alias.
+    DeleteAlias,
+    /// The app's aliases.
+    ListAliases,
+    /// Decrypt under one key and encrypt under another, inside the core.
+    ReEncrypt,
+    /// Delete a key after a waiting period.
+    ScheduleKeyDeletion,
+    /// Cancel a scheduled key deletion.
+    CancelKeyDeletion,
 }
 
 impl Action {
@@ -106,7 +128,8 @@ impl Action {
     }
 
     /// Actions that need a `payload` in the envelope (spec §2.4 step 2). The HMAC extensions are
-    /// cryptographic too.
+    /// cryptographic too, and the key-lifecycle extensions all name a key or an alias (except
+    /// ListAliases, whose one field is optional).
     pub const fn needs_payload(self) -> bool {
         matches!(
             self,
@@ -125,6 +148,16 @@ impl Action {
                 | Action::GetParametersForImport
                 | Action::GenerateMac
                 | Action::VerifyMac
+                | Action::RotateKey
+                | Action::UpdateRotationPolicy
+                | Action::ListKeyVersions
+                | Action::DescribeKey
+                | Action::CreateAlias
+                | Action::UpdateAlias
+                | Action::DeleteAlias
+                | Action::ReEncrypt
+                | Action::ScheduleKeyDeletion
+                | Action::CancelKeyDeletion
         )
     }
 }
@@ -141,6 +174,6 @@ mod tests {
         assert_eq!(Action::from_name("createkey"), None);
         // The API doc's spelling never existed in the code (spec §7.18).
         assert_eq!(Action::from_name("DeleteALLKey"), None);
-        assert_eq!(Action::ALL.len(), 35);
+        assert_eq!(Action::ALL.len(), 46);
     }
 }
