@@ -26,7 +26,7 @@ use sqlx::AnyConnection;
 
 use crate::error::{Error, Result};
 use crate::records::CmkRecord;
-use crate::store::{Store, bind_cmk, check_cmk, key_error, no_nul};
+use crate::store::{Store, check_cmk, insert_cmk_rows, no_nul};
 
 /// Locks the app's row until the transaction ends (see the module's documentation); `false`
 /// if there is no such app. The row is left as it was.
@@ -105,8 +105,8 @@ impl Store {
             quota,
         )
         .await?;
-        let inserted = bind_cmk(key).execute(&mut *tx).await.map_err(key_error)?;
-        if inserted.rows_affected() == 0 {
+        if !insert_cmk_rows(&mut tx, key).await? {
+            tx.rollback().await?;
             return Err(Error::Conflict);
         }
         tx.commit().await?;

@@ -30,6 +30,13 @@ pub enum Invalidation {
     App(String),
     /// Every CMK of the app with this appid (after DeleteAllKey).
     KeysOfApp(String),
+    /// The alias `alias` of the app `appid` (created, repointed or deleted).
+    Alias {
+        /// The app whose alias it is.
+        appid: String,
+        /// The alias name, `alias/...`.
+        alias: String,
+    },
     /// Everything: the listener reconnected, so notifications may have been missed (or one was
     /// not understood).
     All,
@@ -41,6 +48,9 @@ impl Invalidation {
             Self::Key(id) => format!("k:{id}"),
             Self::App(id) => format!("a:{id}"),
             Self::KeysOfApp(id) => format!("ka:{id}"),
+            // An appid has no space (the store refuses none, but enrollment makes UUIDs), and
+            // an alias name none either: the first space separates them.
+            Self::Alias { appid, alias } => format!("al:{appid} {alias}"),
             Self::All => "*".to_owned(),
         }
     }
@@ -54,6 +64,13 @@ impl Invalidation {
             Self::App(id.to_owned())
         } else if let Some(id) = payload.strip_prefix("ka:") {
             Self::KeysOfApp(id.to_owned())
+        } else if let Some((appid, alias)) =
+            payload.strip_prefix("al:").and_then(|p| p.split_once(' '))
+        {
+            Self::Alias {
+                appid: appid.to_owned(),
+                alias: alias.to_owned(),
+            }
         } else {
             Self::All
         }
@@ -130,10 +147,15 @@ mod tests {
             Invalidation::Key("k1".into()),
             Invalidation::App("a:1".into()),
             Invalidation::KeysOfApp("app".into()),
+            Invalidation::Alias {
+                appid: "aac3e45a-d3dc-4791-89b6-4ada0e38e6ef".into(),
+                alias: "alias/a/b_c-d".into(),
+            },
             Invalidation::All,
         ] {
             assert_eq!(Invalidation::parse(&what.payload()), what);
         }
         assert_eq!(Invalidation::parse("x:1"), Invalidation::All);
+        assert_eq!(Invalidation::parse("al:no-space"), Invalidation::All);
     }
 }

@@ -32,6 +32,7 @@ mod error;
 mod guards;
 mod invalidate;
 mod leases;
+mod lifecycle;
 mod quote_policies;
 mod records;
 mod secrets;
@@ -39,7 +40,8 @@ mod store;
 
 pub use error::{Error, Result};
 pub use invalidate::Invalidation;
+pub use lifecycle::AliasRecord;
 pub use quote_policies::QuotePolicyRecord;
-pub use records::{AppRecord, CmkRecord, ImportParams, KeyState, ReplayEntry};
+pub use records::{AppRecord, CmkRecord, CmkVersion, ImportParams, KeyState, ReplayEntry};
 pub use secrets::{Deletion, SecretRecord, SecretVersion};
 pub use store::{PoolSettings, Store};

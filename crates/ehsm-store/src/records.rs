@@ -50,7 +50,8 @@ impl KeyState {
     }
 }
 
-/// A customer master key: public metadata plus the key material wrapped by `ehsm-core`.
+/// A customer master key: public metadata plus every version's key material, wrapped by
+/// `ehsm-core`.
 #[derive(Clone, PartialEq, Eq)]
 pub struct CmkRecord {
     /// The key id (upstream `keyid`, a UUID string). Unique across all apps.
@@ -63,25 +64,31 @@ pub struct CmkRecord {
     pub origin: String,
     /// The key usage name, e.g. `EH_KEYUSAGE_ENCRYPT_DECRYPT`.
     pub keyusage: String,
-    /// The key version (for future CMK rotation).
-    pub version: u32,
+    /// The version new ciphertexts, signatures and MACs use: the newest one.
+    pub primary_version: u32,
     /// Enabled or disabled.
     pub state: KeyState,
     /// Creation time, ms since the Unix epoch.
     pub creation_date: i64,
     /// Expiry time, ms since the Unix epoch.
     pub expire_time: i64,
-    /// The alias (always `""` upstream).
-    pub alias: String,
-    /// The wrapped key material (opaque; empty for an external key awaiting import, if the
-    /// caller chooses so).
-    pub blob: Vec<u8>,
     /// Whether `ListKey`, `DeleteKey` and `DeleteAllKey` see this key. Internal keys made at
     /// enrollment are not listed (upstream keeps them outside the `cmk` partition).
     pub listed: bool,
     /// Pending BYOK import parameters, if `GetParametersForImport` was called and the import
     /// has not completed.
     pub import: Option<ImportParams>,
+    /// What the app said the key is for, if anything.
+    pub description: Option<String>,
+    /// The automatic rotation interval in days. Kept while rotation is off.
+    pub rotation_interval_days: Option<u32>,
+    /// When the rotation job next rotates the key (ms); `Some` exactly while automatic
+    /// rotation is on.
+    pub next_rotation: Option<i64>,
+    /// When the deletion job deletes the key (ms); `Some` while a deletion is scheduled.
+    pub deletion_date: Option<i64>,
+    /// Every version, oldest first: 1, 2, ... up to `primary_version`.
+    pub versions: Vec<CmkVersion>,
 }
 
 impl fmt::Debug for CmkRecord {
@@ -92,14 +99,48 @@ impl fmt::Debug for CmkRecord {
             .field("keyspec", &self.keyspec)
             .field("origin", &self.origin)
             .field("keyusage", &self.keyusage)
-            .field("version", &self.version)
+            .field("primary_version", &self.primary_version)
             .field("state", &self.state)
             .field("creation_date", &self.creation_date)
             .field("expire_time", &self.expire_time)
-            .field("alias", &self.alias)
-            .field("blob", &BlobLen(self.blob.len()))
             .field("listed", &self.listed)
             .field("import", &self.import)
+            .field("description", &self.description)
+            .field("rotation_interval_days", &self.rotation_interval_days)
+            .field("next_rotation", &self.next_rotation)
+            .field("deletion_date", &self.deletion_date)
+            .field("versions", &self.versions)
+            .finish()
+    }
+}
+
+impl CmkRecord {
+    /// The primary version (the last one); `None` only for a record no store read returns.
+    pub fn primary(&self) -> Option<&CmkVersion> {
+        self.versions
+            .last()
+            .filter(|v| v.version == self.primary_version)
+    }
+}
+
+/// One version of a key: its own blob, bound (by the blob's AAD) to its number.
+#[derive(Clone, PartialEq, Eq)]
+pub struct CmkVersion {
+    /// The version number, from 1.
+    pub version: u32,
+    /// The wrapped key material (opaque; for an external key awaiting import, a blob of no
+    /// material).
+    pub blob: Vec<u8>,
+    /// When the version was made, ms since the Unix epoch.
+    pub creation_date: i64,
+}
+
+impl fmt::Debug for CmkVersion {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CmkVersion")
+            .field("version", &self.version)
+            .field("blob", &BlobLen(self.blob.len()))
+            .field("creation_date", &self.creation_date)
             .finish()
     }
 }
@@ -189,18 +230,25 @@ mod tests {
             keyspec: "EH_AES_GCM_256".into(),
             origin: "EH_INTERNAL_KEY".into(),
             keyusage: "EH_KEYUSAGE_ENCRYPT_DECRYPT".into(),
-            version: 0,
+            primary_version: 1,
             state: KeyState::Enabled,
             creation_date: 1,
             expire_time: 2,
-            alias: String::new(),
-            blob: vec![0xAB; 48],
             listed: true,
             import: Some(ImportParams {
                 wrapping_spec: "EH_RSA_3072".into(),
                 wrapping_blob: vec![0xCD; 7],
                 expires_at: 3,
             }),
+            description: None,
+            rotation_interval_days: None,
+            next_rotation: None,
+            deletion_date: None,
+            versions: vec![CmkVersion {
+                version: 1,
+                blob: vec![0xAB; 48],
+                creation_date: 1,
+            }],
         };
         let text = format!("{key:?}");
         assert!(text.contains("blob: <48 bytes>"), "{text}");

@@ -8,7 +8,7 @@ use sqlx::{AnyPool, Connection as _, Row};
 use crate::error::{Error, Result};
 use crate::guards;
 use crate::invalidate::{self, Invalidation};
-use crate::records::{AppRecord, CmkRecord, ImportParams, KeyState, ReplayEntry};
+use crate::records::{AppRecord, CmkRecord, CmkVersion, ImportParams, KeyState, ReplayEntry};
 
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/sqlite");
 static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/postgres");
@@ -157,23 +157,36 @@ macro_rules! select_app {
     };
 }
 
-/// The columns of a [`CmkRecord`], in the order `cmk_from_row` reads them by name.
-macro_rules! select_cmk {
-    ($($tail:literal)?) => {
+/// Every [`CmkRecord`] whose keyid the subquery `SELECT keyid FROM cmks WHERE <filter>` gives,
+/// one row per version (oldest first), as `cmks_from_rows` reads them. One statement, so the
+/// key and its versions come from one snapshot: a rotation committed meanwhile is seen whole
+/// or not at all.
+macro_rules! select_cmks {
+    ($filter:literal) => {
         concat!(
-            "SELECT keyid, appid, keyspec, origin, keyusage, version, state, creation_date, ",
-            "expire_time, alias, key_blob, listed, import_wrapping_spec, import_wrapping_blob, ",
-            "import_expires_at FROM cmks ",
-            $($tail)?
+            "SELECT c.keyid, c.appid, c.keyspec, c.origin, c.keyusage, c.primary_version, ",
+            "c.state, c.creation_date, c.expire_time, c.listed, c.import_wrapping_spec, ",
+            "c.import_wrapping_blob, c.import_expires_at, c.description, ",
+            "c.rotation_interval_days, c.next_rotation, c.deletion_date, v.version, ",
+            "v.key_blob, v.creation_date AS version_creation_date ",
+            "FROM cmks c JOIN cmk_versions v ON v.keyid = c.keyid ",
+            "WHERE c.keyid IN (SELECT keyid FROM cmks WHERE ",
+            $filter,
+            ") ORDER BY c.keyid, v.version"
         )
     };
 }
+pub(crate) use select_cmks;
 
-const INSERT_CMK: &str = "INSERT INTO cmks (keyid, appid, keyspec, origin, keyusage, version, \
-     state, creation_date, expire_time, alias, key_blob, listed, import_wrapping_spec, \
-     import_wrapping_blob, import_expires_at) \
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) \
+const INSERT_CMK: &str = "INSERT INTO cmks (keyid, appid, keyspec, origin, keyusage, \
+     primary_version, state, creation_date, expire_time, listed, import_wrapping_spec, \
+     import_wrapping_blob, import_expires_at, description, rotation_interval_days, \
+     next_rotation, deletion_date) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17) \
      ON CONFLICT DO NOTHING";
+
+const INSERT_CMK_VERSION: &str = "INSERT INTO cmk_versions (keyid, version, key_blob, \
+     creation_date) VALUES ($1, $2, $3, $4)";
 
 impl Store {
     /// Opens (and migrates) the database at `url`: `sqlite://path/to/file.db` (created if
@@ -260,7 +273,7 @@ impl Store {
     }
 
     /// Queues `what` for the other nodes in `tx`, delivered when it commits (PostgreSQL only).
-    async fn notify(&self, tx: &mut AnyConnection, what: &Invalidation) -> Result<()> {
+    pub(crate) async fn notify(&self, tx: &mut AnyConnection, what: &Invalidation) -> Result<()> {
         if self.dialect == Dialect::Postgres {
             invalidate::notify(tx, what).await?;
         }
@@ -352,13 +365,7 @@ impl Store {
             return Err(Error::Conflict);
         }
         for key in keys {
-            if bind_cmk(key)
-                .execute(&mut *tx)
-                .await
-                .map_err(key_error)?
-                .rows_affected()
-                == 0
-            {
+            if !insert_cmk_rows(&mut tx, key).await? {
                 tx.rollback().await?;
                 return Err(Error::Conflict);
             }
@@ -434,21 +441,24 @@ impl Store {
     /// [`Error::UnknownApp`] if its app does not.
     pub async fn insert_cmk(&self, key: &CmkRecord) -> Result<()> {
         check_cmk(key)?;
-        let inserted = bind_cmk(key).execute(&self.pool).await.map_err(key_error)?;
-        if inserted.rows_affected() == 0 {
+        let mut tx = self.pool.begin().await?;
+        if !insert_cmk_rows(&mut tx, key).await? {
+            tx.rollback().await?;
             return Err(Error::Conflict);
         }
+        tx.commit().await?;
         Ok(())
     }
 
-    /// The key with this id, listed or not, whatever its app (callers check ownership).
+    /// The key with this id, listed or not, whatever its app (callers check ownership), with
+    /// every version.
     pub async fn get_cmk(&self, keyid: &str) -> Result<Option<CmkRecord>> {
         no_nul(keyid, "keyid contains a NUL character")?;
-        let row = sqlx::query(select_cmk!("WHERE keyid = $1"))
+        let rows = sqlx::query(select_cmks!("keyid = $1"))
             .bind(keyid)
-            .fetch_optional(&self.pool)
+            .fetch_all(&self.pool)
             .await?;
-        row.as_ref().map(cmk_from_row).transpose()
+        Ok(cmks_from_rows(&rows)?.pop())
     }
 
     /// The app's listed keys whose keyid sorts after `after_keyid` (`""`: from the first),
@@ -463,15 +473,15 @@ impl Store {
     ) -> Result<Vec<CmkRecord>> {
         no_nul(appid, "appid contains a NUL character")?;
         no_nul(after_keyid, "keyid contains a NUL character")?;
-        let rows = sqlx::query(select_cmk!(
-            "WHERE appid = $1 AND listed = 1 AND keyid > $2 ORDER BY keyid LIMIT $3"
+        let rows = sqlx::query(select_cmks!(
+            "appid = $1 AND listed = 1 AND keyid > $2 ORDER BY keyid LIMIT $3"
         ))
         .bind(appid)
         .bind(after_keyid)
         .bind(i64::from(limit))
         .fetch_all(&self.pool)
         .await?;
-        rows.iter().map(cmk_from_row).collect()
+        cmks_from_rows(&rows)
     }
 
     /// Every key of every app, listed or internal, whose keyid sorts after `after_keyid`, in
@@ -483,34 +493,40 @@ impl Store {
     /// throughout is skipped or visited twice.
     pub async fn cmks_after(&self, after_keyid: &str, limit: u32) -> Result<Vec<CmkRecord>> {
         no_nul(after_keyid, "keyid contains a NUL character")?;
-        let rows = sqlx::query(select_cmk!("WHERE keyid > $1 ORDER BY keyid LIMIT $2"))
+        let rows = sqlx::query(select_cmks!("keyid > $1 ORDER BY keyid LIMIT $2"))
             .bind(after_keyid)
             .bind(i64::from(limit))
             .fetch_all(&self.pool)
             .await?;
-        rows.iter().map(cmk_from_row).collect()
+        cmks_from_rows(&rows)
     }
 
-    /// Replaces the key's blob with `new_blob` only if it still is `old_blob`; `true` if it
-    /// did. For the re-wrap after a domain-key rotation: the new blob holds the same material
-    /// under the new domain key, and the comparison makes the write lose, harmlessly, to
-    /// anything that changed the blob since it was read (a BYOK import completing, another
-    /// node's re-wrap) instead of overwriting it. One conditional `UPDATE`, whatever the key's
-    /// app; the other nodes are told to drop the key from their caches when it commits.
+    /// Replaces the blob of one version of the key with `new_blob` only if it still is
+    /// `old_blob`; `true` if it did. For the re-wrap after a domain-key rotation: the new blob
+    /// holds the same material under the new domain key, and the comparison makes the write
+    /// lose, harmlessly, to anything that changed the blob since it was read (a BYOK import
+    /// completing, another node's re-wrap) instead of overwriting it. One conditional `UPDATE`,
+    /// whatever the key's app; the other nodes are told to drop the key from their caches when
+    /// it commits.
     pub async fn replace_cmk_blob(
         &self,
         keyid: &str,
+        version: u32,
         old_blob: &[u8],
         new_blob: &[u8],
     ) -> Result<bool> {
         no_nul(keyid, "keyid contains a NUL character")?;
         let mut tx = self.pool.begin().await?;
-        let done = sqlx::query("UPDATE cmks SET key_blob = $1 WHERE keyid = $2 AND key_blob = $3")
-            .bind(new_blob)
-            .bind(keyid)
-            .bind(old_blob)
-            .execute(&mut *tx)
-            .await?;
+        let done = sqlx::query(
+            "UPDATE cmk_versions SET key_blob = $1 \
+             WHERE keyid = $2 AND version = $3 AND key_blob = $4",
+        )
+        .bind(new_blob)
+        .bind(keyid)
+        .bind(i64::from(version))
+        .bind(old_blob)
+        .execute(&mut *tx)
+        .await?;
         self.commit_key_change(tx, done.rows_affected(), keyid)
             .await
     }
@@ -521,18 +537,37 @@ impl Store {
     /// CreateSecret with this key either commits first and is counted, or finds the key gone:
     /// see `guards`).
     pub async fn delete_cmk(&self, appid: &str, keyid: &str) -> Result<bool> {
+        self.delete_cmk_if(appid, keyid, None).await
+    }
+
+    /// [`Store::delete_cmk`], and with `due_at`, only if the key's scheduled deletion is due
+    /// then: checked in the deleting statement, so a cancellation that commits first wins.
+    pub(crate) async fn delete_cmk_if(
+        &self,
+        appid: &str,
+        keyid: &str,
+        due_at: Option<i64>,
+    ) -> Result<bool> {
         no_nul(appid, "appid contains a NUL character")?;
         no_nul(keyid, "keyid contains a NUL character")?;
         let mut tx = self.pool.begin().await?;
         if !guards::lock_app(&mut tx, appid).await? {
+            tx.rollback().await?;
             return Ok(false);
         }
-        guards::check_unused(&mut tx, appid, Some(keyid)).await?;
-        let done = sqlx::query("DELETE FROM cmks WHERE appid = $1 AND keyid = $2 AND listed = 1")
-            .bind(appid)
-            .bind(keyid)
-            .execute(&mut *tx)
-            .await?;
+        if let Err(e) = guards::check_unused(&mut tx, appid, Some(keyid)).await {
+            tx.rollback().await?;
+            return Err(e);
+        }
+        let done = sqlx::query(
+            "DELETE FROM cmks WHERE appid = $1 AND keyid = $2 AND listed = 1 \
+             AND ($3 IS NULL OR deletion_date <= $3)",
+        )
+        .bind(appid)
+        .bind(keyid)
+        .bind(due_at)
+        .execute(&mut *tx)
+        .await?;
         self.commit_key_change(tx, done.rows_affected(), keyid)
             .await
     }
@@ -559,17 +594,22 @@ impl Store {
         Ok(done.rows_affected())
     }
 
-    /// Enables or disables a key of this app (idempotent); `false` if the app has no such key.
+    /// Enables or disables a key of this app (idempotent); `false` if the app has no such key,
+    /// or to enable one whose deletion is scheduled.
     pub async fn set_key_state(&self, appid: &str, keyid: &str, state: KeyState) -> Result<bool> {
         no_nul(appid, "appid contains a NUL character")?;
         no_nul(keyid, "keyid contains a NUL character")?;
         let mut tx = self.pool.begin().await?;
-        let done = sqlx::query("UPDATE cmks SET state = $1 WHERE appid = $2 AND keyid = $3")
-            .bind(state.code())
-            .bind(appid)
-            .bind(keyid)
-            .execute(&mut *tx)
-            .await?;
+        // A key pending deletion is never enabled (CancelKeyDeletion first).
+        let done = sqlx::query(
+            "UPDATE cmks SET state = $1 WHERE appid = $2 AND keyid = $3 \
+             AND ($1 = 0 OR deletion_date IS NULL)",
+        )
+        .bind(state.code())
+        .bind(appid)
+        .bind(keyid)
+        .execute(&mut *tx)
+        .await?;
         self.commit_key_change(tx, done.rows_affected(), keyid)
             .await
     }
@@ -604,10 +644,11 @@ impl Store {
             .await
     }
 
-    /// Stores imported key material and clears the import parameters, atomically, only if the
-    /// key's import parameters are still exactly `expected`; `false` otherwise (no such key,
-    /// no pending import, or parameters replaced or already used). One conditional `UPDATE`,
-    /// so of two concurrent imports exactly one wins, on either backend and across nodes.
+    /// Stores imported key material as the key's version 1 and clears the import parameters,
+    /// atomically, only if the key's import parameters are still exactly `expected`; `false`
+    /// otherwise (no such key, no pending import, or parameters replaced or already used). The
+    /// conditional `UPDATE` of the parameters comes first, so of two concurrent imports exactly
+    /// one wins, on either backend and across nodes.
     pub async fn complete_import(
         &self,
         appid: &str,
@@ -623,12 +664,11 @@ impl Store {
         )?;
         let mut tx = self.pool.begin().await?;
         let done = sqlx::query(
-            "UPDATE cmks SET key_blob = $1, import_wrapping_spec = NULL, \
+            "UPDATE cmks SET import_wrapping_spec = NULL, \
              import_wrapping_blob = NULL, import_expires_at = NULL \
-             WHERE appid = $2 AND keyid = $3 AND import_wrapping_spec = $4 \
-             AND import_wrapping_blob = $5 AND import_expires_at = $6",
+             WHERE appid = $1 AND keyid = $2 AND import_wrapping_spec = $3 \
+             AND import_wrapping_blob = $4 AND import_expires_at = $5",
         )
-        .bind(new_blob)
         .bind(appid)
         .bind(keyid)
         .bind(&expected.wrapping_spec)
@@ -636,6 +676,15 @@ impl Store {
         .bind(expected.expires_at)
         .execute(&mut *tx)
         .await?;
+        if done.rows_affected() == 0 {
+            tx.rollback().await?;
+            return Ok(false);
+        }
+        sqlx::query("UPDATE cmk_versions SET key_blob = $1 WHERE keyid = $2 AND version = 1")
+            .bind(new_blob)
+            .bind(keyid)
+            .execute(&mut *tx)
+            .await?;
         self.commit_key_change(tx, done.rows_affected(), keyid)
             .await
     }
@@ -662,7 +711,7 @@ impl Store {
 
     /// Commits a change of at most one key, notifying the other nodes if it changed one;
     /// `true` if it did.
-    async fn commit_key_change(
+    pub(crate) async fn commit_key_change(
         &self,
         mut tx: sqlx::Transaction<'static, sqlx::Any>,
         rows_affected: u64,
@@ -862,36 +911,73 @@ pub(crate) fn check_cmk(key: &CmkRecord) -> Result<()> {
     no_nul(&key.keyspec, "keyspec contains a NUL character")?;
     no_nul(&key.origin, "origin contains a NUL character")?;
     no_nul(&key.keyusage, "keyusage contains a NUL character")?;
-    no_nul(&key.alias, "alias contains a NUL character")?;
+    if let Some(description) = &key.description {
+        no_nul(description, "description contains a NUL character")?;
+    }
     if let Some(import) = &key.import {
         no_nul(
             &import.wrapping_spec,
             "wrapping_spec contains a NUL character",
         )?;
     }
+    // The shape every reader relies on: versions 1..=primary, in order, none missing.
+    let numbered = key.versions.iter().zip(1..).all(|(v, n)| v.version == n);
+    if !numbered || key.versions.len() != key.primary_version as usize {
+        return Err(Error::InvalidInput(
+            "a key's versions must be 1 up to its primary version",
+        ));
+    }
     Ok(())
 }
 
-pub(crate) fn bind_cmk(
-    key: &CmkRecord,
-) -> sqlx::query::Query<'_, sqlx::Any, sqlx::any::AnyArguments> {
+/// Inserts a key's row and its versions in `tx`; `false` (nothing inserted) if the keyid
+/// exists. The caller checked the record with [`check_cmk`].
+pub(crate) async fn insert_cmk_rows(tx: &mut AnyConnection, key: &CmkRecord) -> Result<bool> {
     let import = key.import.as_ref();
-    sqlx::query(INSERT_CMK)
+    let inserted = sqlx::query(INSERT_CMK)
         .bind(&key.keyid)
         .bind(&key.appid)
         .bind(&key.keyspec)
         .bind(&key.origin)
         .bind(&key.keyusage)
-        .bind(i64::from(key.version))
+        .bind(i64::from(key.primary_version))
         .bind(key.state.code())
         .bind(key.creation_date)
         .bind(key.expire_time)
-        .bind(&key.alias)
-        .bind(&key.blob)
         .bind(i64::from(key.listed))
         .bind(import.map(|i| i.wrapping_spec.as_str()))
         .bind(import.map(|i| i.wrapping_blob.as_slice()))
         .bind(import.map(|i| i.expires_at))
+        .bind(key.description.as_deref())
+        .bind(key.rotation_interval_days.map(i64::from))
+        .bind(key.next_rotation)
+        .bind(key.deletion_date)
+        .execute(&mut *tx)
+        .await
+        .map_err(key_error)?;
+    if inserted.rows_affected() == 0 {
+        return Ok(false);
+    }
+    for v in &key.versions {
+        insert_version(&mut *tx, &key.keyid, v).await?;
+    }
+    Ok(true)
+}
+
+/// Inserts one version row in `tx`.
+pub(crate) async fn insert_version(
+    tx: &mut AnyConnection,
+    keyid: &str,
+    version: &CmkVersion,
+) -> Result<()> {
+    sqlx::query(INSERT_CMK_VERSION)
+        .bind(keyid)
+        .bind(i64::from(version.version))
+        .bind(&version.blob)
+        .bind(version.creation_date)
+        .execute(&mut *tx)
+        .await?;
+    Ok(())
 }
 
 /// A key insert fails on a foreign-key violation when its app does not exist.
@@ -912,8 +998,28 @@ fn app_from_row(row: &AnyRow) -> Result<AppRecord> {
     })
 }
 
-fn cmk_from_row(row: &AnyRow) -> Result<CmkRecord> {
-    let version: i64 = row.try_get("version")?;
+/// The keys of [`select_cmks`] rows: consecutive rows of one keyid are its versions.
+pub(crate) fn cmks_from_rows(rows: &[AnyRow]) -> Result<Vec<CmkRecord>> {
+    let mut keys: Vec<CmkRecord> = Vec::new();
+    for row in rows {
+        let keyid: String = row.try_get("keyid")?;
+        let version = CmkVersion {
+            version: stored_u32(row.try_get("version")?, "cmk_versions.version")?,
+            blob: row.try_get("key_blob")?,
+            creation_date: row.try_get("version_creation_date")?,
+        };
+        match keys.last_mut() {
+            Some(key) if key.keyid == keyid => key.versions.push(version),
+            _ => keys.push(cmk_from_row(row, keyid, version)?),
+        }
+    }
+    for key in &keys {
+        check_cmk(key).map_err(|_| Error::Corrupt("a key's versions are not 1 to its primary"))?;
+    }
+    Ok(keys)
+}
+
+fn cmk_from_row(row: &AnyRow, keyid: String, first: CmkVersion) -> Result<CmkRecord> {
     let state: i64 = row.try_get("state")?;
     let listed: i64 = row.try_get("listed")?;
     let import = match (
@@ -930,24 +1036,35 @@ fn cmk_from_row(row: &AnyRow) -> Result<CmkRecord> {
         _ => return Err(Error::Corrupt("cmks import columns are partly NULL")),
     };
     Ok(CmkRecord {
-        keyid: row.try_get("keyid")?,
+        keyid,
         appid: row.try_get("appid")?,
         keyspec: row.try_get("keyspec")?,
         origin: row.try_get("origin")?,
         keyusage: row.try_get("keyusage")?,
-        version: u32::try_from(version).map_err(|_| Error::Corrupt("cmks.version out of range"))?,
+        primary_version: stored_u32(row.try_get("primary_version")?, "cmks.primary_version")?,
         state: KeyState::from_code(state).ok_or(Error::Corrupt("cmks.state is not 0 or 1"))?,
         creation_date: row.try_get("creation_date")?,
         expire_time: row.try_get("expire_time")?,
-        alias: row.try_get("alias")?,
-        blob: row.try_get("key_blob")?,
         listed: match listed {
             1 => true,
             0 => false,
             _ => return Err(Error::Corrupt("cmks.listed is not 0 or 1")),
         },
         import,
+        description: row.try_get("description")?,
+        rotation_interval_days: row
+            .try_get::<Option<i64>, _>("rotation_interval_days")?
+            .map(|d| stored_u32(d, "cmks.rotation_interval_days"))
+            .transpose()?,
+        next_rotation: row.try_get("next_rotation")?,
+        deletion_date: row.try_get("deletion_date")?,
+        versions: vec![first],
     })
+}
+
+/// A stored BIGINT that must fit a `u32`.
+fn stored_u32(value: i64, column: &'static str) -> Result<u32> {
+    u32::try_from(value).map_err(|_| Error::Corrupt(column))
 }
 
 #[cfg(test)]
@@ -1081,6 +1198,56 @@ mod tests {
             assert_eq!(busy, 5000);
         }
         drop(conns);
+        store.close().await;
+    }
+
+    /// A database written before key versions existed (migrations 1 to 6, a key with its blob
+    /// in its row) opens with that key as version 1 of itself, its blob unchanged.
+    #[tokio::test]
+    async fn keys_made_before_versions_become_version_1() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("old.db").display());
+        let old = Migrator {
+            migrations: std::borrow::Cow::Owned(
+                SQLITE_MIGRATIONS
+                    .migrations
+                    .iter()
+                    .filter(|m| m.version <= 6)
+                    .cloned()
+                    .collect(),
+            ),
+            ..Migrator::DEFAULT
+        };
+        let mut conn = sqlx::SqliteConnection::connect(&format!("{url}?mode=rwc"))
+            .await
+            .unwrap();
+        old.run_direct(None, &mut conn, false).await.unwrap();
+        sqlx::raw_sql(
+            "INSERT INTO apps VALUES ('a1', x'01', 5); \
+             INSERT INTO cmks (keyid, appid, keyspec, origin, keyusage, version, state, \
+             creation_date, expire_time, alias, key_blob, listed) VALUES ('k1', 'a1', \
+             'EH_AES_GCM_256', 'EH_INTERNAL_KEY', 'EH_KEYUSAGE_ENCRYPT_DECRYPT', 1, 1, 7, 9, '', \
+             x'00ff10', 1)",
+        )
+        .execute(&mut conn)
+        .await
+        .unwrap();
+        conn.close().await.unwrap();
+        let store = Store::open(&url).await.unwrap();
+        let k = store.get_cmk("k1").await.unwrap().unwrap();
+        assert_eq!(k.primary_version, 1);
+        assert_eq!(
+            k.versions,
+            [CmkVersion {
+                version: 1,
+                blob: vec![0, 0xff, 0x10],
+                creation_date: 7,
+            }]
+        );
+        assert_eq!(
+            (k.next_rotation, k.deletion_date, k.description),
+            (None, None, None)
+        );
         store.close().await;
     }
 }

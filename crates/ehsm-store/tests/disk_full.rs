@@ -16,7 +16,7 @@ mod small_fs;
 use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
 
-use ehsm_store::{AppRecord, CmkRecord, KeyState, SecretRecord, Store};
+use ehsm_store::{AppRecord, CmkRecord, CmkVersion, KeyState, SecretRecord, Store};
 
 const APP: &str = "app-disk-full";
 
@@ -27,15 +27,22 @@ fn key(keyid: &str) -> CmkRecord {
         keyspec: "EH_AES_GCM_256".into(),
         origin: "EH_INTERNAL_KEY".into(),
         keyusage: "EH_KEYUSAGE_ENCRYPT_DECRYPT".into(),
-        version: 0,
+        primary_version: 1,
         state: KeyState::Enabled,
         creation_date: 1,
         expire_time: 2,
-        alias: String::new(),
-        // Incompressible-looking and large enough that a few hundred fill the file system.
-        blob: keyid.bytes().cycle().take(3000).collect(),
         listed: true,
         import: None,
+        description: None,
+        rotation_interval_days: None,
+        next_rotation: None,
+        deletion_date: None,
+        versions: vec![CmkVersion {
+            version: 1,
+            // Incompressible-looking and large enough that a few hundred fill the file system.
+            blob: keyid.bytes().cycle().take(3000).collect(),
+            creation_date: 1,
+        }],
     }
 }
 

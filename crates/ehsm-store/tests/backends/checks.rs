@@ -2,11 +2,14 @@
 
 use std::collections::BTreeSet;
 
-use ehsm_store::{AppRecord, CmkRecord, Error, ImportParams, Invalidation, KeyState, ReplayEntry};
+use ehsm_store::{
+    AppRecord, CmkRecord, CmkVersion, Error, ImportParams, Invalidation, KeyState, ReplayEntry,
+};
 
 pub(crate) use crate::guard_checks::*;
 use crate::harness::TestDb;
 pub(crate) use crate::job_checks::*;
+pub(crate) use crate::lifecycle_checks::*;
 pub(crate) use crate::quote_checks::*;
 pub(crate) use crate::secret_checks::*;
 
@@ -25,15 +28,38 @@ pub(crate) fn key(appid: &str, keyid: &str) -> CmkRecord {
         keyspec: "EH_AES_GCM_256".into(),
         origin: "EH_INTERNAL_KEY".into(),
         keyusage: "EH_KEYUSAGE_ENCRYPT_DECRYPT".into(),
-        version: 0,
+        primary_version: 1,
         state: KeyState::Enabled,
         creation_date: 1_700_000_000_000,
         expire_time: 1_700_000_000_000 + 365 * 86_400_000,
-        alias: String::new(),
-        blob: format!("blob of {keyid}").into(),
         listed: true,
         import: None,
+        description: None,
+        rotation_interval_days: None,
+        next_rotation: None,
+        deletion_date: None,
+        versions: vec![CmkVersion {
+            version: 1,
+            blob: format!("blob of {keyid}").into(),
+            creation_date: 1_700_000_000_000,
+        }],
     }
+}
+
+/// `key` with one version, holding `blob`.
+pub(crate) fn with_blob(key: CmkRecord, blob: &[u8]) -> CmkRecord {
+    CmkRecord {
+        versions: vec![CmkVersion {
+            blob: blob.to_vec(),
+            ..key.versions[0].clone()
+        }],
+        ..key
+    }
+}
+
+/// The blob of the primary version.
+pub(crate) fn blob(key: &CmkRecord) -> &[u8] {
+    &key.primary().expect("a primary version").blob
 }
 
 pub(crate) fn hidden(appid: &str, keyid: &str) -> CmkRecord {
@@ -146,13 +172,23 @@ pub(crate) async fn cmk_crud(db: TestDb) {
     s.insert_app(&app("a1"), &[]).await.unwrap();
     assert_eq!(s.get_cmk("k1").await.unwrap(), None);
     let k = CmkRecord {
-        version: u32::MAX,
         state: KeyState::Disabled,
         creation_date: i64::MIN,
         expire_time: i64::MAX,
-        alias: "alias".into(),
         origin: "EH_EXTERNAL_KEY".into(),
         import: Some(params("p")),
+        description: Some("a description".into()),
+        rotation_interval_days: Some(2560),
+        next_rotation: Some(i64::MAX),
+        deletion_date: Some(i64::MIN),
+        primary_version: 3,
+        versions: (1..=3)
+            .map(|version| CmkVersion {
+                version,
+                blob: vec![version as u8; 40],
+                creation_date: i64::from(version),
+            })
+            .collect(),
         ..key("a1", "k1")
     };
     s.insert_cmk(&k).await.unwrap();
@@ -161,10 +197,7 @@ pub(crate) async fn cmk_crud(db: TestDb) {
     s.insert_cmk(&plain).await.unwrap();
     assert_eq!(s.get_cmk("k2").await.unwrap(), Some(plain.clone()));
     assert_eq!(s.list_cmks("a1", "", 10).await.unwrap(), [k, plain]);
-    let empty_blob = CmkRecord {
-        blob: Vec::new(),
-        ..key("a1", "k3")
-    };
+    let empty_blob = with_blob(key("a1", "k3"), b"");
     s.insert_cmk(&empty_blob).await.unwrap();
     assert_eq!(s.get_cmk("k3").await.unwrap(), Some(empty_blob));
 }
@@ -174,10 +207,7 @@ pub(crate) async fn duplicate_keyid_is_conflict(db: TestDb) {
     s.insert_app(&app("a1"), &[]).await.unwrap();
     s.insert_app(&app("a2"), &[]).await.unwrap();
     s.insert_cmk(&key("a1", "k1")).await.unwrap();
-    let again = CmkRecord {
-        blob: b"other".to_vec(),
-        ..key("a1", "k1")
-    };
+    let again = with_blob(key("a1", "k1"), b"other");
     assert!(matches!(
         s.insert_cmk(&again).await.unwrap_err(),
         Error::Conflict
@@ -339,8 +369,7 @@ pub(crate) async fn import_params_set_replace_complete(db: TestDb) {
     s.insert_app(&app("a2"), &[]).await.unwrap();
     let pending = CmkRecord {
         origin: "EH_EXTERNAL_KEY".into(),
-        blob: Vec::new(),
-        ..key("a1", "byok")
+        ..with_blob(key("a1", "byok"), b"")
     };
     s.insert_cmk(&pending).await.unwrap();
     // Nothing pending yet: completion fails.
@@ -425,9 +454,8 @@ pub(crate) async fn import_params_set_replace_complete(db: TestDb) {
     assert_eq!(
         done,
         CmkRecord {
-            blob: b"material".to_vec(),
             import: None,
-            ..pending.clone()
+            ..with_blob(pending.clone(), b"material")
         }
     );
     assert!(
@@ -435,7 +463,10 @@ pub(crate) async fn import_params_set_replace_complete(db: TestDb) {
             .await
             .unwrap()
     );
-    assert_eq!(s.get_cmk("byok").await.unwrap().unwrap().blob, b"material");
+    assert_eq!(
+        blob(&s.get_cmk("byok").await.unwrap().unwrap()),
+        b"material"
+    );
 }
 
 pub(crate) async fn complete_import_concurrent_exactly_one_wins(db: TestDb) {
@@ -471,7 +502,7 @@ pub(crate) async fn complete_import_concurrent_exactly_one_wins(db: TestDb) {
     }
     assert_eq!(winners.len(), 1, "winners: {winners:?}");
     let stored = s.get_cmk("byok").await.unwrap().unwrap();
-    assert_eq!(stored.blob, [winners[0]; 32]);
+    assert_eq!(blob(&stored), [winners[0]; 32]);
     assert_eq!(stored.import, None);
 }
 
@@ -492,7 +523,11 @@ pub(crate) async fn expired_import_params_are_destroyed(db: TestDb) {
     assert_eq!(s.expire_import_params(200).await.unwrap(), 1);
     let old = s.get_cmk("old").await.unwrap().unwrap();
     assert_eq!(old.import, None);
-    assert_eq!(old.blob, key("a1", "old").blob, "the key itself stays");
+    assert_eq!(
+        old.versions,
+        key("a1", "old").versions,
+        "the key itself stays"
+    );
     assert_eq!(s.get_cmk("new").await.unwrap(), Some(pending("new", 300)));
     assert_eq!(s.get_cmk("plain").await.unwrap(), Some(key("a1", "plain")));
 }
@@ -688,23 +723,22 @@ pub(crate) async fn large_blob_round_trips_byte_exact(db: TestDb) {
     s.insert_app(&a, &[]).await.unwrap();
     assert_eq!(s.get_app("a1").await.unwrap(), Some(a));
     let k = CmkRecord {
-        blob: blob.clone(),
         import: Some(ImportParams {
             wrapping_blob: blob.iter().rev().copied().collect(),
             ..params("x")
         }),
-        ..key("a1", "k1")
+        ..with_blob(key("a1", "k1"), &blob)
     };
     s.insert_cmk(&k).await.unwrap();
     let got = s.get_cmk("k1").await.unwrap().unwrap();
-    assert!(got.blob == blob, "key blob differs");
+    assert!(self::blob(&got) == blob, "key blob differs");
     assert_eq!(got, k);
     assert!(
         s.complete_import("a1", "k1", k.import.as_ref().unwrap(), &blob[..6000])
             .await
             .unwrap()
     );
-    assert!(s.get_cmk("k1").await.unwrap().unwrap().blob == blob[..6000]);
+    assert!(self::blob(&s.get_cmk("k1").await.unwrap().unwrap()) == &blob[..6000]);
     s.put_setting_if_absent("big", &blob).await.unwrap();
     assert!(s.get_setting("big").await.unwrap().unwrap() == blob);
 }
@@ -730,7 +764,7 @@ pub(crate) async fn tricky_strings_round_trip(db: TestDb) {
             keyspec: t.to_string(),
             origin: t.to_string(),
             keyusage: t.to_string(),
-            alias: t.to_string(),
+            description: Some(t.to_string()),
             import: Some(ImportParams {
                 wrapping_spec: t.to_string(),
                 ..params(t)
@@ -781,7 +815,7 @@ pub(crate) async fn nul_in_text_is_refused(db: TestDb) {
     assert!(invalid(s.insert_cmk(&key("a1", "k\0")).await));
     assert!(invalid(
         s.insert_cmk(&CmkRecord {
-            alias: "x\0".into(),
+            description: Some("x\0".into()),
             ..key("a1", "k")
         })
         .await
@@ -790,12 +824,9 @@ pub(crate) async fn nul_in_text_is_refused(db: TestDb) {
     assert!(invalid(s.put_setting_if_absent("n\0", b"v").await));
     assert_eq!(s.list_cmks("a1", "", 10).await.unwrap(), []);
     // Blobs may hold NUL bytes, of course.
-    s.insert_cmk(&CmkRecord {
-        blob: vec![0; 16],
-        ..key("a1", "k")
-    })
-    .await
-    .unwrap();
+    s.insert_cmk(&with_blob(key("a1", "k"), &[0; 16]))
+        .await
+        .unwrap();
 }
 
 pub(crate) async fn closed_store_errors_cleanly(db: TestDb) {
@@ -842,9 +873,9 @@ pub(crate) async fn invalidations_reach_another_handle(db: TestDb) {
     assert!(s.delete_cmk(&appid, &keyid).await.unwrap());
     expect(&mut rx, &Invalidation::Key(keyid.clone())).await;
     s.insert_cmk(&key(&appid, &keyid)).await.unwrap();
-    let blob = key(&appid, &keyid).blob;
+    let blob = key(&appid, &keyid).versions[0].blob.clone();
     assert!(
-        s.replace_cmk_blob(&keyid, &blob, b"rewrapped")
+        s.replace_cmk_blob(&keyid, 1, &blob, b"rewrapped")
             .await
             .unwrap()
     );

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use ehsm_store::{AppRecord, CmkRecord, Error};
 
-use crate::checks::app;
+use crate::checks::{app, blob, with_blob};
 use crate::harness::TestDb;
 
 const T0: i64 = 1_700_000_000_000;
@@ -208,26 +208,21 @@ pub(crate) async fn replace_cmk_blob_only_from_the_expected_blob(db: TestDb) {
         .await
         .unwrap();
     // Succeeds once; the old blob is then stale.
-    assert!(s.replace_cmk_blob("k1", &k1.blob, b"new 1").await.unwrap());
-    assert!(!s.replace_cmk_blob("k1", &k1.blob, b"new 2").await.unwrap());
+    let (b1, b2) = (blob(&k1).to_vec(), blob(&k2).to_vec());
+    assert!(s.replace_cmk_blob("k1", 1, &b1, b"new 1").await.unwrap());
+    assert!(!s.replace_cmk_blob("k1", 1, &b1, b"new 2").await.unwrap());
     let stored = s.get_cmk("k1").await.unwrap().unwrap();
-    assert_eq!(stored.blob, b"new 1");
-    assert_eq!(
-        CmkRecord {
-            blob: k1.blob.clone(),
-            ..stored
-        },
-        k1,
-        "only the blob changed"
-    );
-    // Internal keys too; an unknown key, or another key's blob, changes nothing.
-    assert!(s.replace_cmk_blob("k2", &k2.blob, b"new").await.unwrap());
-    assert!(!s.replace_cmk_blob("nope", &k2.blob, b"x").await.unwrap());
-    assert!(!s.replace_cmk_blob("k1", b"new", b"x").await.unwrap());
-    assert_eq!(s.get_cmk("k1").await.unwrap().unwrap().blob, b"new 1");
-    assert_eq!(s.get_cmk("k2").await.unwrap().unwrap().blob, b"new");
+    assert_eq!(blob(&stored), b"new 1");
+    assert_eq!(with_blob(stored, &b1), k1, "only the blob changed");
+    // Internal keys too; an unknown key or version, or another key's blob, changes nothing.
+    assert!(s.replace_cmk_blob("k2", 1, &b2, b"new").await.unwrap());
+    assert!(!s.replace_cmk_blob("nope", 1, &b2, b"x").await.unwrap());
+    assert!(!s.replace_cmk_blob("k1", 1, b"new", b"x").await.unwrap());
+    assert!(!s.replace_cmk_blob("k1", 2, b"new 1", b"x").await.unwrap());
+    assert_eq!(blob(&s.get_cmk("k1").await.unwrap().unwrap()), b"new 1");
+    assert_eq!(blob(&s.get_cmk("k2").await.unwrap().unwrap()), b"new");
     assert!(matches!(
-        s.replace_cmk_blob("k\0", b"a", b"b").await,
+        s.replace_cmk_blob("k\0", 1, b"a", b"b").await,
         Err(Error::InvalidInput(_))
     ));
 }

@@ -15,6 +15,7 @@ mod checks;
 mod guard_checks;
 mod harness;
 mod job_checks;
+mod lifecycle_checks;
 mod quote_checks;
 mod secret_checks;
 
@@ -41,6 +42,12 @@ macro_rules! suite {
 }
 
 suite!(
+    versions_are_added_after_the_primary_only,
+    concurrent_rotations_number_versions_without_gaps,
+    rotation_schedule_and_due_keys,
+    deletion_schedule_cancel_and_due,
+    aliases_per_app,
+    alias_quota_is_exact,
     app_crud,
     duplicate_appid_is_conflict,
     insert_app_rolls_back_on_duplicate_keyid,
