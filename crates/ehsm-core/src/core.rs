@@ -221,6 +221,31 @@ impl Core {
         symmetric_decrypt(&key, ctx, ciphertext, aad)
     }
 
+    /// ReEncrypt: decrypts `ciphertext` under the source key version `ctx` and encrypts the
+    /// plaintext under the destination key version `dest_ctx` with `dest_aad`, without the
+    /// plaintext ever leaving the core. Both keys must be the app's symmetric keys; they may be
+    /// the same key (moving a ciphertext to its primary version).
+    #[allow(clippy::too_many_arguments)]
+    pub fn reencrypt(
+        &self,
+        auth: &MacVerified<'_>,
+        ctx: &KeyContext<'_>,
+        blob: &KeyBlob,
+        ciphertext: &[u8],
+        aad: &[u8],
+        dest_ctx: &KeyContext<'_>,
+        dest_blob: &KeyBlob,
+        dest_aad: &[u8],
+    ) -> Result<Vec<u8>> {
+        let key = self.load(auth, ctx, blob)?;
+        let dest = self.load(auth, dest_ctx, dest_blob)?;
+        // Checked before decrypting: a destination that cannot encrypt must not cost a
+        // decryption (nor turn one into an oracle).
+        check_symmetric(dest_ctx)?;
+        let plaintext = symmetric_decrypt(&key, ctx, ciphertext, aad)?;
+        symmetric_encrypt(&dest, dest_ctx, plaintext.as_slice(), dest_aad)
+    }
+
     /// GenerateDataKey: `len` random bytes (1..=1024) and their ciphertext under an internal CMK.
     pub fn generate_data_key(
         &self,

@@ -167,6 +167,59 @@ fn symmetric_keys_encrypt_decrypt_with_aad_binding() {
 }
 
 #[test]
+fn reencrypt_moves_a_ciphertext_between_keys_and_versions() {
+    let f = fx();
+    let v1 = ctx(KID, KeySpec::AesGcm256, KeyUsage::EncryptDecrypt);
+    let v2 = KeyContext { version: 2, ..v1 };
+    let (b1, b2) = (
+        f.core.create_key(&v1).unwrap(),
+        f.core.create_key(&v2).unwrap(),
+    );
+    let sm4 = ctx(UKID, KeySpec::Sm4Cbc, KeyUsage::EncryptDecrypt);
+    let sm4_blob = f.core.create_key(&sm4).unwrap();
+    let ct = f.core.encrypt(&auth(), &v1, &b1, b"moved", b"a1").unwrap();
+    // To the key's newer version, with new aad: the header names version 2.
+    let moved = f
+        .core
+        .reencrypt(&auth(), &v1, &b1, &ct, b"a1", &v2, &b2, b"a2")
+        .unwrap();
+    assert_eq!(ehsm_core::ciphertext::key_version(&moved).unwrap(), 2);
+    let back = f.core.decrypt(&auth(), &v2, &b2, &moved, b"a2").unwrap();
+    assert_eq!(back.as_slice(), b"moved");
+    assert_eq!(
+        f.core.decrypt(&auth(), &v2, &b2, &moved, b"a1").err(),
+        Some(Error::DecryptionFailed)
+    );
+    // To another key and spec.
+    let to_sm4 = f
+        .core
+        .reencrypt(&auth(), &v1, &b1, &ct, b"a1", &sm4, &sm4_blob, b"")
+        .unwrap();
+    let back = f
+        .core
+        .decrypt(&auth(), &sm4, &sm4_blob, &to_sm4, b"")
+        .unwrap();
+    assert_eq!(back.as_slice(), b"moved");
+    // The source aad must be right, and the version must be the ciphertext's.
+    for (c, b, aad) in [(&v1, &b1, b"a2"), (&v2, &b2, b"a1")] {
+        assert_eq!(
+            f.core
+                .reencrypt(&auth(), c, b, &ct, aad, &v2, &b2, b"")
+                .err(),
+            Some(Error::DecryptionFailed)
+        );
+    }
+    // A destination that cannot encrypt is refused before anything is decrypted.
+    let signing = ctx(UKID, KeySpec::EcP256, KeyUsage::SignVerify);
+    let signing_blob = f.core.create_key(&signing).unwrap();
+    assert!(matches!(
+        f.core
+            .reencrypt(&auth(), &v1, &b1, &ct, b"a1", &signing, &signing_blob, b""),
+        Err(Error::NotPermitted(_))
+    ));
+}
+
+#[test]
 fn tampered_and_truncated_ciphertexts_fail_cleanly() {
     let f = fx();
     for spec in [KeySpec::AesGcm256, KeySpec::Sm4Ctr, KeySpec::Sm4Cbc] {

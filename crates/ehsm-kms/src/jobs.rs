@@ -4,6 +4,10 @@
 //! may run it at once and each item is handled exactly once.
 //!
 //! - **Secret deletion**: secrets whose recovery period is over are deleted with their versions.
+//! - **Key rotation**: keys whose automatic rotation is due get a new primary version (each
+//!   exactly once: the new version is a compare-and-set on the key's primary version).
+//! - **Key deletion**: keys whose scheduled deletion is due are deleted with their versions and
+//!   aliases (unless the deletion was cancelled first: checked in the deleting statement).
 //! - **Import token expiry**: the wrapping key of a BYOK import not completed within 24 hours is
 //!   destroyed.
 //! - **Replay cache pruning**: entries older than the 20-minute window are forgotten.
@@ -18,6 +22,7 @@
 //! CMK expiry is *not* a deletion job: an expired key is refused (`keys::load`) but kept, since
 //! ciphertexts under it may still matter; upstream's purge deleted keys ten days before expiry.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ehsm_core::KeyBlob;
@@ -53,6 +58,10 @@ pub(crate) struct Report {
     /// another node holds it.
     pub(crate) ran: bool,
     pub(crate) secrets_deleted: u64,
+    /// Keys given a new version by automatic rotation.
+    pub(crate) keys_rotated: u64,
+    /// Keys deleted after their scheduled deletion's waiting period.
+    pub(crate) keys_deleted: u64,
     pub(crate) import_tokens_expired: u64,
     pub(crate) replay_batches_pruned: u64,
     /// CMK and API-key blobs re-wrapped under the current domain key.
@@ -88,6 +97,14 @@ pub(crate) async fn run_due(state: &AppState, holder: &str, now: i64) -> Report 
         Ok(n) => report.secrets_deleted = n,
         Err(e) => tracing::warn!(error = %e, "the secret deletion job failed"),
     }
+    match crate::actions::rotate_due_keys(state, now).await {
+        Ok(n) => report.keys_rotated = n,
+        Err(e) => tracing::warn!(error = %e, "the key rotation job failed"),
+    }
+    match crate::actions::delete_due_keys(state, now).await {
+        Ok(n) => report.keys_deleted = n,
+        Err(e) => tracing::warn!(error = %e, "the key deletion job failed"),
+    }
     match state.store.expire_import_params(now).await {
         Ok(n) => report.import_tokens_expired = n,
         Err(e) => tracing::warn!(error = %e, "the import token expiry job failed"),
@@ -96,10 +113,16 @@ pub(crate) async fn run_due(state: &AppState, holder: &str, now: i64) -> Report 
         Ok(n) => report.replay_batches_pruned = n,
         Err(e) => tracing::warn!(error = %e, "pruning the replay cache failed"),
     }
-    if report.secrets_deleted > 0 || report.import_tokens_expired > 0 {
+    if report.secrets_deleted > 0
+        || report.import_tokens_expired > 0
+        || report.keys_rotated > 0
+        || report.keys_deleted > 0
+    {
         tracing::info!(
             secrets_deleted = report.secrets_deleted,
             import_tokens_expired = report.import_tokens_expired,
+            keys_rotated = report.keys_rotated,
+            keys_deleted = report.keys_deleted,
             "background jobs"
         );
     }
@@ -272,22 +295,28 @@ impl Kind {
 
 /// One stored blob as a pass reads it, with what the core needs to re-wrap it.
 enum Stored {
-    // Boxed: a key record is ten times the size of a bare blob.
-    Cmk(Box<Key>),
+    /// One version of a key (every version is its own blob; all are re-wrapped).
+    Cmk {
+        key: Arc<Key>,
+        version: u32,
+    },
     ApiKey(KeyBlob),
 }
 
 impl Stored {
     fn blob(&self) -> &KeyBlob {
         match self {
-            Stored::Cmk(key) => &key.blob,
+            Stored::Cmk { key, version } => key.at(*version).unwrap_or_else(|| key.primary()).blob,
             Stored::ApiKey(blob) => blob,
         }
     }
 
     fn rewrap(&self, state: &AppState, id: &str) -> ehsm_core::Result<Option<KeyBlob>> {
         match self {
-            Stored::Cmk(key) => state.core.rewrap_cmk(&key.context(), &key.blob),
+            Stored::Cmk { key, version } => {
+                let v = key.at(*version).unwrap_or_else(|| key.primary());
+                state.core.rewrap_cmk(&v.ctx, v.blob)
+            }
             Stored::ApiKey(blob) => state.core.rewrap_api_key(id, blob),
         }
     }
@@ -305,12 +334,22 @@ async fn page(
             .cmks_after(after, PAGE)
             .await?
             .into_iter()
-            .map(|record| {
+            .flat_map(|record| {
                 let keyid = record.keyid.clone();
-                (
-                    keyid,
-                    Key::new(record).ok().map(|k| Stored::Cmk(Box::new(k))),
-                )
+                let stored: Vec<_> = match Key::new(record) {
+                    Ok(key) => {
+                        let key = Arc::new(key);
+                        key.versions()
+                            .map(|v| {
+                                let version = v.number();
+                                let key = Arc::clone(&key);
+                                (keyid.clone(), Some(Stored::Cmk { key, version }))
+                            })
+                            .collect()
+                    }
+                    Err(_) => vec![(keyid, None)],
+                };
+                stored
             })
             .collect(),
         Kind::ApiKey => state
@@ -363,9 +402,11 @@ async fn rewrap_all(state: &AppState, lease: &Lease<'_>, kind: Kind, pass: &mut 
                 }
             };
             let (old, new) = (stored.blob().as_bytes(), new.as_bytes());
-            let replaced = match kind {
-                Kind::Cmk => state.store.replace_cmk_blob(&id, old, new).await,
-                Kind::ApiKey => state.store.replace_apikey_blob(&id, old, new).await,
+            let replaced = match &stored {
+                Stored::Cmk { version, .. } => {
+                    state.store.replace_cmk_blob(&id, *version, old, new).await
+                }
+                Stored::ApiKey(_) => state.store.replace_apikey_blob(&id, old, new).await,
             };
             match replaced {
                 Ok(true) => {
@@ -394,7 +435,9 @@ mod tests {
     #![allow(clippy::unwrap_used)]
 
     use ehsm_core::KeyBlob;
-    use ehsm_store::{AppRecord, CmkRecord, Deletion, ImportParams, KeyState, SecretRecord};
+    use ehsm_store::{
+        AppRecord, CmkRecord, CmkVersion, Deletion, ImportParams, KeyState, SecretRecord,
+    };
 
     use super::*;
     use crate::server::{Config, open};
@@ -493,28 +536,55 @@ mod tests {
         origin: &str,
         t0: i64,
     ) {
-        let mut record = CmkRecord {
+        create_key_versions(state, appid, keyid, spec, origin, t0, 1).await;
+    }
+
+    /// As `create_key`, with `n` versions (as `n - 1` rotations leave it).
+    async fn create_key_versions(
+        state: &AppState,
+        appid: &str,
+        keyid: &str,
+        spec: &str,
+        origin: &str,
+        t0: i64,
+        n: u32,
+    ) {
+        let versions = (1..=n)
+            .map(|version| {
+                let ctx = ehsm_core::KeyContext {
+                    keyid,
+                    appid,
+                    spec: ehsm_core::spec::KeySpec::from_name(spec).unwrap(),
+                    origin: ehsm_core::spec::Origin::from_name(origin).unwrap(),
+                    usage: ehsm_core::spec::KeyUsage::EncryptDecrypt,
+                    version,
+                };
+                let blob = state.core.create_key(&ctx).unwrap();
+                CmkVersion {
+                    version,
+                    blob: blob.as_bytes().to_vec(),
+                    creation_date: t0,
+                }
+            })
+            .collect();
+        let record = CmkRecord {
             keyid: keyid.into(),
             appid: appid.into(),
             keyspec: spec.into(),
             origin: origin.into(),
             keyusage: "EH_KEYUSAGE_ENCRYPT_DECRYPT".into(),
-            version: 1,
+            primary_version: n,
             state: KeyState::Enabled,
             creation_date: t0,
             expire_time: t0 + 365 * DAY,
-            alias: String::new(),
-            blob: Vec::new(),
             listed: true,
             import: None,
+            description: None,
+            rotation_interval_days: None,
+            next_rotation: None,
+            deletion_date: None,
+            versions,
         };
-        let key = Key::new(record.clone()).unwrap();
-        record.blob = state
-            .core
-            .create_key(&key.context())
-            .unwrap()
-            .as_bytes()
-            .to_vec();
         state.store.insert_cmk(&record).await.unwrap();
     }
 
@@ -568,14 +638,16 @@ mod tests {
         let t0 = now_ms();
         let apikey = enroll(&state, "app", t0).await;
         enroll(&state, "other", t0).await;
+        // k0 has one version, k3 four: every version is re-wrapped.
         for i in 0..4 {
-            create_key(
+            create_key_versions(
                 &state,
                 "app",
                 &format!("k{i}"),
                 "EH_AES_GCM_256",
                 "EH_INTERNAL_KEY",
                 t0,
+                i + 1,
             )
             .await;
         }
@@ -598,7 +670,13 @@ mod tests {
             .unwrap();
         let ciphertext = state
             .core
-            .encrypt(&auth, &before.context(), &before.blob, b"hello", b"aad")
+            .encrypt(
+                &auth,
+                &before.primary().ctx,
+                before.primary().blob,
+                b"hello",
+                b"aad",
+            )
             .unwrap();
 
         // Before a rotation there is nothing to do.
@@ -607,7 +685,8 @@ mod tests {
 
         assert_eq!(rotate(&state, dir.path()), 2);
         let first = run_due(&state, HOLDER, t0 + 1).await;
-        assert_eq!(first.blobs_rewrapped, keyids.len() as u64 + 2);
+        // Six keys, six more versions of k1 to k3, two API keys.
+        assert_eq!(first.blobs_rewrapped, keyids.len() as u64 + 6 + 2);
         assert_eq!(
             recorded(&state).await,
             None,
@@ -619,12 +698,15 @@ mod tests {
             keyids
         );
         for k in &all {
-            assert_eq!(
-                KeyBlob::from_vec(k.blob.clone()).domain_key_version(),
-                Some(2),
-                "{}",
-                k.keyid
-            );
+            for v in &k.versions {
+                assert_eq!(
+                    KeyBlob::from_vec(v.blob.clone()).domain_key_version(),
+                    Some(2),
+                    "{} version {}",
+                    k.keyid,
+                    v.version
+                );
+            }
         }
         for appid in ["app", "other"] {
             assert_eq!(
@@ -639,10 +721,11 @@ mod tests {
             .verify_request_mac("app", &blob, b"req", &sign(&apikey, b"req"))
             .unwrap();
         let after = stored_key(&state, "k0").await;
-        assert_ne!(after.blob.as_bytes(), before.blob.as_bytes());
+        let (old, new) = (before.primary().blob, after.primary().blob);
+        assert_ne!(new.as_bytes(), old.as_bytes());
         let plaintext = state
             .core
-            .decrypt(&auth, &after.context(), &after.blob, &ciphertext, b"aad")
+            .decrypt(&auth, &after.primary().ctx, new, &ciphertext, b"aad")
             .unwrap();
         assert_eq!(plaintext.as_slice(), b"hello");
 
@@ -656,13 +739,17 @@ mod tests {
         assert!(
             state
                 .store
-                .replace_cmk_blob("k0", after.blob.as_bytes(), before.blob.as_bytes())
+                .replace_cmk_blob("k0", 1, new.as_bytes(), old.as_bytes())
                 .await
                 .unwrap()
         );
         assert_eq!(run_due(&state, HOLDER, t0 + 3).await.blobs_rewrapped, 0);
         assert_eq!(
-            stored_key(&state, "k0").await.blob.domain_key_version(),
+            stored_key(&state, "k0")
+                .await
+                .primary()
+                .blob
+                .domain_key_version(),
             Some(1)
         );
     }
@@ -695,10 +782,16 @@ mod tests {
         .await;
         // A blob made under version 1 for another key: well-formed, but it does not open as
         // this key's.
-        let stolen = state.store.get_cmk("c-good").await.unwrap().unwrap().blob;
+        let stolen = state
+            .store
+            .get_cmk("c-good")
+            .await
+            .unwrap()
+            .unwrap()
+            .versions;
         let bad = CmkRecord {
             keyid: "b-bad".into(),
-            blob: stolen,
+            versions: stolen,
             ..state.store.get_cmk("a-good").await.unwrap().unwrap()
         };
         state.store.insert_cmk(&bad).await.unwrap();
@@ -709,11 +802,19 @@ mod tests {
             "two keys and the API key"
         );
         assert_eq!(
-            stored_key(&state, "c-good").await.blob.domain_key_version(),
+            stored_key(&state, "c-good")
+                .await
+                .primary()
+                .blob
+                .domain_key_version(),
             Some(2)
         );
         assert_eq!(
-            stored_key(&state, "b-bad").await.blob.domain_key_version(),
+            stored_key(&state, "b-bad")
+                .await
+                .primary()
+                .blob
+                .domain_key_version(),
             Some(1)
         );
         assert_eq!(run_due(&state, HOLDER, t0 + 1).await.blobs_rewrapped, 0);
@@ -817,18 +918,25 @@ mod tests {
             keyspec: "EH_AES_GCM_256".into(),
             origin: "EH_EXTERNAL_KEY".into(),
             keyusage: "EH_KEYUSAGE_ENCRYPT_DECRYPT".into(),
-            version: 1,
+            primary_version: 1,
             state: KeyState::Enabled,
             creation_date: t0,
             expire_time: t0 + 365 * DAY,
-            alias: String::new(),
-            blob: vec![2],
             listed: true,
             import: Some(ImportParams {
                 wrapping_spec: "EH_RSA_3072".into(),
                 wrapping_blob: vec![3],
                 expires_at: t0 + DAY,
             }),
+            description: None,
+            rotation_interval_days: None,
+            next_rotation: None,
+            deletion_date: None,
+            versions: vec![CmkVersion {
+                version: 1,
+                blob: vec![2],
+                creation_date: t0,
+            }],
         };
         state.store.insert_app(&app(t0), &[key]).await.unwrap();
         assert_eq!(
@@ -845,6 +953,137 @@ mod tests {
         );
         let stored = state.store.get_cmk("k").await.unwrap().unwrap();
         assert_eq!(stored.import, None);
-        assert_eq!(stored.blob, [2], "the key record stays");
+        assert_eq!(stored.versions[0].blob, [2], "the key record stays");
+    }
+
+    /// Automatic rotation follows the job's clock (no sleeping): a key is rotated once when it
+    /// is due, then again an interval later; a disabled key waits, and a key whose rotation was
+    /// turned off is never rotated. Data made before each rotation still decrypts.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn due_keys_rotate_once_per_interval() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = service(dir.path()).await;
+        let t0 = now_ms();
+        let apikey = enroll(&state, "app", t0).await;
+        for keyid in ["on", "off"] {
+            create_key(
+                &state,
+                "app",
+                keyid,
+                "EH_AES_GCM_256",
+                "EH_INTERNAL_KEY",
+                t0,
+            )
+            .await;
+            assert!(
+                state
+                    .store
+                    .set_rotation("app", keyid, Some(7), Some(t0 + 7 * DAY))
+                    .await
+                    .unwrap()
+            );
+        }
+        state
+            .store
+            .set_rotation("app", "off", None, None)
+            .await
+            .unwrap();
+        let blob = apikey_blob(&state, "app").await;
+        let auth = state
+            .core
+            .verify_request_mac("app", &blob, b"req", &sign(&apikey, b"req"))
+            .unwrap();
+        let v1 = stored_key(&state, "on").await;
+        let ciphertext = state
+            .core
+            .encrypt(&auth, &v1.primary().ctx, v1.primary().blob, b"old", b"")
+            .unwrap();
+        let primary = |state: &AppState| {
+            let state = state.clone();
+            async move { stored_key(&state, "on").await.record.primary_version }
+        };
+
+        assert_eq!(
+            run_due(&state, HOLDER, t0 + 7 * DAY - 1).await.keys_rotated,
+            0
+        );
+        assert_eq!(run_due(&state, HOLDER, t0 + 7 * DAY).await.keys_rotated, 1);
+        assert_eq!(primary(&state).await, 2);
+        // Done for this interval: the next run, and a second node's, find nothing due.
+        assert_eq!(
+            run_due(&state, HOLDER, t0 + 7 * DAY + 1).await.keys_rotated,
+            0
+        );
+        let next = stored_key(&state, "on").await.record.next_rotation.unwrap();
+        assert!(next >= t0 + 14 * DAY, "an interval after the rotation");
+        // Disabled when due: it waits, and rotates once enabled again.
+        state
+            .store
+            .set_key_state("app", "on", KeyState::Disabled)
+            .await
+            .unwrap();
+        assert_eq!(run_due(&state, HOLDER, next).await.keys_rotated, 0);
+        state
+            .store
+            .set_key_state("app", "on", KeyState::Enabled)
+            .await
+            .unwrap();
+        assert_eq!(run_due(&state, HOLDER, next + 1).await.keys_rotated, 1);
+        assert_eq!(primary(&state).await, 3);
+        assert_eq!(stored_key(&state, "off").await.record.primary_version, 1);
+
+        let key = stored_key(&state, "on").await;
+        let version = key.of_ciphertext(&ciphertext).unwrap();
+        assert_eq!(version.number(), 1);
+        let back = state
+            .core
+            .decrypt(&auth, &version.ctx, version.blob, &ciphertext, b"")
+            .unwrap();
+        assert_eq!(back.as_slice(), b"old");
+    }
+
+    /// A scheduled deletion happens when it is due, not before, and not at all once
+    /// cancelled.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn scheduled_key_deletions_happen_when_due() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = service(dir.path()).await;
+        let t0 = now_ms();
+        enroll(&state, "app", t0).await;
+        for keyid in ["doomed", "saved"] {
+            create_key(
+                &state,
+                "app",
+                keyid,
+                "EH_AES_GCM_256",
+                "EH_INTERNAL_KEY",
+                t0,
+            )
+            .await;
+            let date = t0 + 7 * DAY;
+            assert!(
+                state
+                    .store
+                    .schedule_cmk_deletion("app", keyid, date)
+                    .await
+                    .unwrap()
+            );
+        }
+        assert!(
+            state
+                .store
+                .cancel_cmk_deletion("app", "saved")
+                .await
+                .unwrap()
+        );
+        assert_eq!(
+            run_due(&state, HOLDER, t0 + 7 * DAY - 1).await.keys_deleted,
+            0
+        );
+        assert!(state.store.get_cmk("doomed").await.unwrap().is_some());
+        assert_eq!(run_due(&state, HOLDER, t0 + 7 * DAY).await.keys_deleted, 1);
+        assert_eq!(state.store.get_cmk("doomed").await.unwrap(), None);
+        assert!(state.store.get_cmk("saved").await.unwrap().is_some());
+        assert_eq!(run_due(&state, HOLDER, t0 + 30 * DAY).await.keys_deleted, 0);
     }
 }

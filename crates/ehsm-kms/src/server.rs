@@ -84,12 +84,21 @@ pub struct Quotas {
     pub keys_per_app: Option<u64>,
     /// At most this many secrets per app.
     pub secrets_per_app: Option<u64>,
+    /// At most this many aliases per app.
+    pub aliases_per_app: Option<u64>,
+    /// At most this many versions per key: rotation never deletes one, and the record cache
+    /// holds them all.
+    pub versions_per_key: Option<u64>,
 }
 
 impl Quotas {
     /// The default of each quota: upstream's ListKey limit, so that by default every key of an
     /// app is in its (unpaged) ListKey answer.
     pub const DEFAULT: u64 = 10_000;
+    /// The default number of versions a key may have: about 19 years of weekly rotation, the
+    /// shortest interval automatic rotation allows; each version of an RSA-4096 key costs the
+    /// record cache about 2.4 KB.
+    pub const DEFAULT_VERSIONS_PER_KEY: u64 = 1000;
 }
 
 impl Default for Quotas {
@@ -97,6 +106,8 @@ impl Default for Quotas {
         Self {
             keys_per_app: Some(Self::DEFAULT),
             secrets_per_app: Some(Self::DEFAULT),
+            aliases_per_app: Some(Self::DEFAULT),
+            versions_per_key: Some(Self::DEFAULT_VERSIONS_PER_KEY),
         }
     }
 }
@@ -388,6 +399,7 @@ pub(crate) async fn open(config: &Config) -> anyhow::Result<Service> {
         replay,
         apps: RecordCache::new(100_000),
         keys: RecordCache::new(100_000),
+        aliases: RecordCache::new(100_000),
         enroll: EnrollPolicy::new(
             enroll,
             token_sha256,
@@ -579,16 +591,29 @@ async fn apply_invalidations(
 ) {
     while let Some(what) = rx.recv().await {
         match what {
-            Invalidation::Key(keyid) => state.keys.forget(&keyid),
+            // A deleted key takes its aliases with it.
+            Invalidation::Key(keyid) => {
+                state.keys.forget(&keyid);
+                state.aliases.forget_where(|a| a.keyid == keyid);
+            }
             Invalidation::App(appid) => state.apps.forget(&appid),
             // Internal keys of the app too: dropping more than was deleted only costs reloads.
-            Invalidation::KeysOfApp(appid) => state.keys.forget_where(|k| k.record.appid == appid),
+            Invalidation::KeysOfApp(appid) => {
+                state.keys.forget_where(|k| k.record.appid == appid);
+                state.aliases.forget_where(|a| a.appid == appid);
+            }
+            Invalidation::Alias { appid, alias } => {
+                state
+                    .aliases
+                    .forget(&crate::keys::alias_cache_id(&appid, &alias));
+            }
             Invalidation::All => {
                 tracing::warn!(
                     "the invalidation listener reconnected to the database: record caches flushed"
                 );
                 state.keys.clear();
                 state.apps.clear();
+                state.aliases.clear();
             }
         }
     }

@@ -13,7 +13,7 @@ use ehsm_tee::Platform;
 use ehsm_tee::dcap::Collateral;
 use ehsm_tee::pccs::PccsCollateral;
 
-use crate::keys::Key;
+use crate::keys::{Alias, Key};
 
 use crate::enroll::EnrollPolicy;
 use crate::replay::ReplayCache;
@@ -29,6 +29,8 @@ pub(crate) struct Inner {
     /// Each app's API-key blob, by appid.
     pub(crate) apps: RecordCache<KeyBlob>,
     pub(crate) keys: RecordCache<Key>,
+    /// Each app's aliases, by `keys::alias_cache_id`.
+    pub(crate) aliases: RecordCache<Alias>,
     pub(crate) enroll: EnrollPolicy,
     pub(crate) key_lifetime_ms: i64,
     pub(crate) quotas: crate::server::Quotas,

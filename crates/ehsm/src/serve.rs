@@ -104,6 +104,16 @@ pub(crate) struct Args {
     #[arg(long, env = "EHSM_MAX_SECRETS_PER_APP", value_name = "N")]
     max_secrets_per_app: Option<u64>,
 
+    /// At most this many aliases per app [default: 10000; 0: no limit]. CreateAlias beyond it
+    /// is refused with a 400 saying so.
+    #[arg(long, env = "EHSM_MAX_ALIASES_PER_APP", value_name = "N")]
+    max_aliases_per_app: Option<u64>,
+
+    /// At most this many versions per key [default: 1000; 0: no limit]. Rotation never deletes
+    /// a version; a rotation beyond the limit is refused with a 400 saying so.
+    #[arg(long, env = "EHSM_MAX_VERSIONS_PER_KEY", value_name = "N")]
+    max_versions_per_key: Option<u64>,
+
     /// The trusted execution environment [default: auto].
     #[arg(long, env = "EHSM_TEE", value_enum)]
     tee: Option<TeeArg>,
@@ -190,6 +200,8 @@ struct FileConfig {
     key_lifetime_days: Option<u64>,
     max_keys_per_app: Option<u64>,
     max_secrets_per_app: Option<u64>,
+    max_aliases_per_app: Option<u64>,
+    max_versions_per_key: Option<u64>,
     tee: Option<String>,
     collateral: Option<PathBuf>,
     pccs_url: Option<String>,
@@ -327,6 +339,11 @@ impl Args {
             quotas: server::Quotas {
                 keys_per_app: quota(self.max_keys_per_app.or(file.max_keys_per_app)),
                 secrets_per_app: quota(self.max_secrets_per_app.or(file.max_secrets_per_app)),
+                aliases_per_app: quota(self.max_aliases_per_app.or(file.max_aliases_per_app)),
+                versions_per_key: quota_or(
+                    self.max_versions_per_key.or(file.max_versions_per_key),
+                    server::Quotas::DEFAULT_VERSIONS_PER_KEY,
+                ),
             },
             tee,
             quotes: server::QuoteConfig {
@@ -360,8 +377,13 @@ impl Args {
 
 /// A per-app quota setting: unset is the default, 0 is no limit.
 fn quota(setting: Option<u64>) -> Option<u64> {
+    quota_or(setting, server::Quotas::DEFAULT)
+}
+
+/// A limit as configured: `default` when not set, none for 0.
+fn quota_or(setting: Option<u64>, default: u64) -> Option<u64> {
     match setting {
-        None => Some(server::Quotas::DEFAULT),
+        None => Some(default),
         Some(0) => None,
         Some(n) => Some(n),
     }
@@ -511,6 +533,8 @@ mod tests {
             db-acquire-timeout-ms = 500
             max-keys-per-app = 0
             max-secrets-per-app = 7
+            max-aliases-per-app = 3
+            max-versions-per-key = 0
             tee = "sim"
             header-timeout-ms = 2000
             idle-timeout-ms = 30000
@@ -531,7 +555,9 @@ mod tests {
             c.quotas,
             server::Quotas {
                 keys_per_app: None,
-                secrets_per_app: Some(7)
+                secrets_per_app: Some(7),
+                aliases_per_app: Some(3),
+                versions_per_key: None,
             },
             "0 is no limit"
         );

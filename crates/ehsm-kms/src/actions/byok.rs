@@ -20,14 +20,14 @@ pub(super) async fn get_parameters_for_import(
     req: &Authenticated<'_>,
 ) -> ApiResult {
     let p = req.payload;
-    let keyid = params::string(p, "keyid")?;
-    let key = keys::load(state, req.appid, keyid).await?;
+    let key = keys::load(state, req.appid, params::string(p, "keyid")?).await?;
+    let keyid = key.record.keyid.as_str();
     let wrapping_spec = params::name(p, "keyspec", KeySpec::from_name)?;
     let expires_at = now_ms().saturating_add(TOKEN_LIFETIME_MS);
     let params = heavy(state, || {
         state.core.get_parameters_for_import(
             &req.mac,
-            &key.context(),
+            &key.primary().ctx,
             wrapping_spec,
             expires_at as u64,
         )
@@ -53,24 +53,27 @@ pub(super) async fn get_parameters_for_import(
 
 pub(super) async fn import_key_material(state: &AppState, req: &Authenticated<'_>) -> ApiResult {
     let p = req.payload;
-    let keyid = params::string(p, "keyid")?;
-    let key = keys::load(state, req.appid, keyid).await?;
+    let key = keys::load(state, req.appid, params::string(p, "keyid")?).await?;
+    let keyid = key.record.keyid.as_str();
     let padding = params::name(p, "padding_mode", PaddingMode::from_name)?;
     let material = params::bytes(p, "key_material")?;
     let token = params::string(p, "importToken")?;
     // The import parameters are read from the store, not the cache: they change with every
     // GetParametersForImport.
     let failed = || ApiError::bad_request("ImportKeyMaterial failed.");
-    let record = state.store.get_cmk(keyid).await?.ok_or_else(failed)?;
+    let mut record = state.store.get_cmk(keyid).await?.ok_or_else(failed)?;
+    // An external key has one version: rotation refuses it (its material is the client's).
+    let stored_blob = match record.versions.as_mut_slice() {
+        [only] => KeyBlob::from_vec(std::mem::take(&mut only.blob)),
+        _ => return Err(failed()),
+    };
+    let ctx = key.primary().ctx;
     // Material is imported once: other material would silently leave every ciphertext made
     // with the first undecryptable. The blob is read with the import parameters, and the
     // compare-and-swap below succeeds only while those are current; every import clears them.
     // So an import that read before another completed fails at the swap, and one that read
     // after is refused here: only the first import of a key succeeds, on any number of nodes.
-    if state
-        .core
-        .has_material(&req.mac, &key.context(), &KeyBlob::from_vec(record.blob))?
-    {
+    if state.core.has_material(&req.mac, &ctx, &stored_blob)? {
         return Err(ApiError::bad_request(
             "Key material has already been imported into this key; importing other material \
              would leave its ciphertexts undecryptable. Create a new external key instead.",
@@ -83,7 +86,7 @@ pub(super) async fn import_key_material(state: &AppState, req: &Authenticated<'_
     let blob = heavy(state, || {
         state.core.import_key_material(
             &req.mac,
-            &key.context(),
+            &ctx,
             wrapping_spec,
             &wrapping_blob,
             token,

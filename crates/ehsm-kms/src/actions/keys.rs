@@ -1,12 +1,15 @@
 //! Key management: CreateKey, ListKey, DeleteKey, DeleteAllKey, EnableKey, DisableKey.
 
+use std::collections::HashMap;
+
 use ehsm_core::KeyContext;
 use ehsm_core::spec::{KeySpec, KeyUsage, Origin};
-use ehsm_store::{CmkRecord, KeyState};
+use ehsm_store::{CmkRecord, CmkVersion, KeyState};
 use serde_json::{Value, json};
 
 use super::{heavy, over_quota};
 use crate::envelope::Authenticated;
+use crate::keys;
 use crate::params;
 use crate::reply::{ApiError, ApiResult, Reply};
 use crate::state::{AppState, now_ms};
@@ -22,6 +25,10 @@ pub(super) async fn create_key(state: &AppState, req: &Authenticated<'_>) -> Api
     let spec = params::name(p, "keyspec", KeySpec::from_name)?;
     let origin = params::name(p, "origin", Origin::from_name)?;
     let usage = params::name(p, "keyusage", KeyUsage::from_name)?;
+    let rotation_days = params::opt_integer(p, "rotationInterval")?
+        .map(|days| super::lifecycle::rotation_days(days, spec, origin))
+        .transpose()?;
+    let description = params::opt_string(p, "description")?;
     let keyid = uuid::Uuid::new_v4().to_string();
     let ctx = KeyContext {
         keyid: &keyid,
@@ -34,7 +41,12 @@ pub(super) async fn create_key(state: &AppState, req: &Authenticated<'_>) -> Api
     let blob = heavy(state, || state.core.create_key(&ctx)).await?;
     let now = now_ms();
     let expire_time = now.saturating_add(state.key_lifetime_ms);
-    let record = new_record(&ctx, blob.as_bytes(), now, expire_time, true);
+    let record = CmkRecord {
+        description: description.map(str::to_owned),
+        rotation_interval_days: rotation_days,
+        next_rotation: rotation_days.map(|days| super::lifecycle::after_days(now, days)),
+        ..new_record(&ctx, blob.as_bytes(), now, expire_time, true)
+    };
     let quota = state.quotas.keys_per_app;
     state
         .store
@@ -45,7 +57,7 @@ pub(super) async fn create_key(state: &AppState, req: &Authenticated<'_>) -> Api
 }
 
 /// The middle of DeleteKey's and DeleteAllKey's refusals: "N secrets, which ...".
-fn secrets_to_delete(n: u64) -> String {
+pub(super) fn secrets_to_delete(n: u64) -> String {
     let (noun, pronoun) = if n == 1 {
         ("secret", "it")
     } else {
@@ -59,9 +71,9 @@ fn secrets_to_delete(n: u64) -> String {
 const IN_USE_HINT: &str = ". A secret scheduled for deletion counts until it is gone; \
      DeleteSecret with forceDelete removes it at once.";
 
-/// The record of a key just made by the core for `ctx`: enabled, version 1, no alias.
-/// `listed` is false for internal keys (an app's default secret key), which ListKey does not
-/// show and no client can name.
+/// The record of a key just made by the core for `ctx`: enabled, version 1 its only
+/// version, no rotation. `listed` is false for internal keys (an app's default secret key),
+/// which ListKey does not show and no client can name.
 pub(super) fn new_record(
     ctx: &KeyContext<'_>,
     blob: &[u8],
@@ -75,14 +87,21 @@ pub(super) fn new_record(
         keyspec: ctx.spec.as_str().to_owned(),
         origin: ctx.origin.as_str().to_owned(),
         keyusage: ctx.usage.as_str().to_owned(),
-        version: ctx.version,
+        primary_version: ctx.version,
         state: KeyState::Enabled,
         creation_date,
         expire_time,
-        alias: String::new(),
-        blob: blob.to_vec(),
         listed,
         import: None,
+        description: None,
+        rotation_interval_days: None,
+        next_rotation: None,
+        deletion_date: None,
+        versions: vec![CmkVersion {
+            version: ctx.version,
+            blob: blob.to_vec(),
+            creation_date,
+        }],
     }
 }
 
@@ -96,7 +115,8 @@ pub(super) async fn list_key(state: &AppState, req: &Authenticated<'_>) -> ApiRe
     let marker = params::opt_string(p, "marker")?;
     if limit.is_none() && marker.is_none() {
         let keys = state.store.list_cmks(req.appid, "", LIST_LIMIT).await?;
-        return Ok(Reply::successful(json!({ "list": list_items(&keys) })));
+        let items = list_items(state, req.appid, &keys).await?;
+        return Ok(Reply::successful(json!({ "list": items })));
     }
     let limit = match limit {
         None => PAGE_MAX,
@@ -116,34 +136,55 @@ pub(super) async fn list_key(state: &AppState, req: &Authenticated<'_>) -> ApiRe
         .await?;
     let more = keys.len() > limit as usize;
     keys.truncate(limit as usize);
-    let mut result = json!({ "list": list_items(&keys) });
+    let mut result = json!({ "list": list_items(state, req.appid, &keys).await? });
     if more && let Some(last) = keys.last() {
         result["nextMarker"] = last.keyid.clone().into();
     }
     Ok(Reply::successful(result))
 }
 
-/// ListKey's items, as upstream spells them.
-fn list_items(keys: &[CmkRecord]) -> Vec<Value> {
-    keys.iter()
+/// ListKey's items, as upstream spells them. `alias` (always `""` upstream) holds the key's
+/// aliases, comma-separated (no alias name holds a comma).
+async fn list_items(
+    state: &AppState,
+    appid: &str,
+    keys: &[CmkRecord],
+) -> Result<Vec<Value>, ApiError> {
+    let mut aliases: HashMap<String, Vec<String>> = HashMap::new();
+    if !keys.is_empty() {
+        for a in state.store.list_aliases(appid, None).await? {
+            aliases.entry(a.keyid).or_default().push(a.alias);
+        }
+    }
+    Ok(keys
+        .iter()
         .map(|k| {
             json!({
                 "keyid": k.keyid,
                 "creationDate": k.creation_date,
                 "expireTime": k.expire_time,
-                "alias": k.alias,
+                "alias": aliases.get(&k.keyid).map_or(String::new(), |a| a.join(",")),
                 "keyspec": k.keyspec,
-                "keyState": match k.state { KeyState::Enabled => 1, KeyState::Disabled => 0 },
+                "keyState": state_code(k.state),
             })
         })
-        .collect()
+        .collect())
+}
+
+/// Upstream's `keyState`: 1 enabled, 0 disabled.
+pub(super) fn state_code(state: KeyState) -> u8 {
+    match state {
+        KeyState::Enabled => 1,
+        KeyState::Disabled => 0,
+    }
 }
 
 /// Upstream answers `successful` even for a key that does not exist; so does ehsm. A key that
 /// encrypts secrets is not deleted (they would become unreadable for good): the client is told
 /// to delete them first.
 pub(super) async fn delete_key(state: &AppState, req: &Authenticated<'_>) -> ApiResult {
-    let keyid = params::string(req.payload, "keyid")?;
+    let keyid = keys::resolve(state, req.appid, params::string(req.payload, "keyid")?).await?;
+    let keyid = keyid.as_str();
     match state.store.delete_cmk(req.appid, keyid).await {
         Err(ehsm_store::Error::KeyInUse { secrets, .. }) => {
             return Err(ApiError::bad_request(format!(
@@ -153,8 +194,15 @@ pub(super) async fn delete_key(state: &AppState, req: &Authenticated<'_>) -> Api
         }
         done => done?,
     };
-    state.keys.forget(keyid);
+    forget_key(state, keyid);
     Ok(Reply::successful(json!({})))
+}
+
+/// Drops a key that changed from this node's caches, with its aliases if it was deleted (the
+/// other nodes learn it from the store's notification).
+pub(super) fn forget_key(state: &AppState, keyid: &str) {
+    state.keys.forget(keyid);
+    state.aliases.forget_where(|a| a.keyid == keyid);
 }
 
 /// Refuses as a whole, deleting nothing, if any of the keys encrypts secrets.
@@ -171,6 +219,7 @@ pub(super) async fn delete_all_key(state: &AppState, req: &Authenticated<'_>) ->
     state
         .keys
         .forget_where(|k| k.record.appid == req.appid && k.record.listed);
+    state.aliases.forget_where(|a| a.appid == req.appid);
     Ok(Reply::successful(json!({})))
 }
 
@@ -179,19 +228,27 @@ pub(super) async fn set_state(
     req: &Authenticated<'_>,
     enabled: bool,
 ) -> ApiResult {
-    let keyid = params::string(req.payload, "keyid")?;
+    let keyid = keys::resolve(state, req.appid, params::string(req.payload, "keyid")?).await?;
+    let keyid = keyid.as_str();
     let new = if enabled {
         KeyState::Enabled
     } else {
         KeyState::Disabled
     };
     // A hidden (internal) key is "not found" like a foreign one.
-    let visible = state
+    let record = state
         .store
         .get_cmk(keyid)
         .await?
-        .is_some_and(|r| r.appid == req.appid && r.listed);
-    if !visible || !state.store.set_key_state(req.appid, keyid, new).await? {
+        .filter(|r| r.appid == req.appid && r.listed);
+    // A key pending deletion stays disabled until the deletion is cancelled (as in AWS KMS),
+    // so that no one uses a key its owner means to destroy.
+    if enabled && record.as_ref().is_some_and(|r| r.deletion_date.is_some()) {
+        return Err(ApiError::bad_request(
+            "keyid is pending deletion: CancelKeyDeletion first, then EnableKey.",
+        ));
+    }
+    if record.is_none() || !state.store.set_key_state(req.appid, keyid, new).await? {
         return Err(ApiError::bad_request("not find this keyid"));
     }
     state.keys.forget(keyid);

@@ -3,6 +3,7 @@
 
 use serde_json::json;
 
+use super::asymmetric::{verified_answer, verifying_version};
 use crate::envelope::Authenticated;
 use crate::keys;
 use crate::params::{self, b64};
@@ -13,19 +14,24 @@ pub(super) async fn generate_mac(state: &AppState, req: &Authenticated<'_>) -> A
     let p = req.payload;
     let key = keys::load(state, req.appid, params::string(p, "keyid")?).await?;
     let message = params::bytes(p, "message")?;
+    let primary = key.primary();
     let mac = state
         .core
-        .generate_mac(&req.mac, &key.context(), &key.blob, &message)?;
+        .generate_mac(&req.mac, &primary.ctx, primary.blob, &message)?;
     Ok(Reply::success(json!({ "mac": b64(&mac) })))
 }
 
+/// As Verify: a MAC made by any version of the key verifies, the primary tried first.
 pub(super) async fn verify_mac(state: &AppState, req: &Authenticated<'_>) -> ApiResult {
     let p = req.payload;
     let key = keys::load(state, req.appid, params::string(p, "keyid")?).await?;
+    let candidates = key.candidates(p)?;
     let message = params::bytes(p, "message")?;
     let mac = params::bytes(p, "mac")?;
-    let ok = state
-        .core
-        .verify_mac(&req.mac, &key.context(), &key.blob, &message, &mac)?;
-    Ok(Reply::success(json!({ "result": ok })))
+    let verified = verifying_version(&candidates, |v| {
+        state
+            .core
+            .verify_mac(&req.mac, &v.ctx, v.blob, &message, &mac)
+    })?;
+    Ok(Reply::success(verified_answer(verified)))
 }

@@ -1,15 +1,18 @@
 //! One function per action, all with the same shape: `(state, authenticated request) -> reply`.
 //! Dispatch is a plain `match`.
 
+mod aliases;
 mod asymmetric;
 mod byok;
 mod keys;
+mod lifecycle;
 mod mac;
 mod quote;
 mod secrets;
 mod symmetric;
 
 pub(crate) use keys::PAGE_MAX as LIST_KEY_PAGE_MAX;
+pub(crate) use lifecycle::{delete_due as delete_due_keys, rotate_due as rotate_due_keys};
 pub(crate) use secrets::new_default_key as new_default_secret_key;
 
 use ehsm_proto::Action;
@@ -61,6 +64,17 @@ pub(crate) async fn dispatch(
         Action::UploadQuotePolicy => quote::upload_quote_policy(state, req).await,
         Action::GetQuotePolicy => quote::get_quote_policy(state, req).await,
         Action::GetVersion | Action::Enroll => Err(ApiError::not_found()),
+        Action::RotateKey => lifecycle::rotate_key(state, req).await,
+        Action::UpdateRotationPolicy => lifecycle::update_rotation_policy(state, req).await,
+        Action::ListKeyVersions => lifecycle::list_key_versions(state, req).await,
+        Action::DescribeKey => lifecycle::describe_key(state, req).await,
+        Action::ScheduleKeyDeletion => lifecycle::schedule_key_deletion(state, req).await,
+        Action::CancelKeyDeletion => lifecycle::cancel_key_deletion(state, req).await,
+        Action::CreateAlias => aliases::create_alias(state, req).await,
+        Action::UpdateAlias => aliases::update_alias(state, req).await,
+        Action::DeleteAlias => aliases::delete_alias(state, req).await,
+        Action::ListAliases => aliases::list_aliases(state, req).await,
+        Action::ReEncrypt => symmetric::reencrypt(state, req).await,
     }
 }
 

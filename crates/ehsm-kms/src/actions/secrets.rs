@@ -120,10 +120,11 @@ fn encrypt_value(
     name: &str,
     value: &str,
 ) -> Result<Vec<u8>, ApiError> {
+    let primary = key.primary();
     Ok(state.core.encrypt(
         &req.mac,
-        &key.context(),
-        &key.blob,
+        &primary.ctx,
+        primary.blob,
         value.as_bytes(),
         &aad(name),
     )?)
@@ -421,10 +422,12 @@ pub(super) async fn get_secret_value(state: &AppState, req: &Authenticated<'_>) 
         return Ok(Reply::successful(json!({})));
     };
     let key = key_of(state, &secret).await?;
+    // The secret's key may have been rotated since this value was stored.
+    let key_version = key.of_ciphertext(&version.ciphertext)?;
     let plaintext = state.core.decrypt(
         &req.mac,
-        &key.context(),
-        &key.blob,
+        &key_version.ctx,
+        key_version.blob,
         &version.ciphertext,
         &aad(name),
     )?;

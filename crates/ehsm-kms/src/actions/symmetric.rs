@@ -15,9 +15,10 @@ pub(super) async fn encrypt(state: &AppState, req: &Authenticated<'_>) -> ApiRes
     let key = keys::load(state, req.appid, params::string(p, "keyid")?).await?;
     let plaintext = params::bytes(p, "plaintext")?;
     let aad = params::opt_bytes(p, "aad")?;
+    let primary = key.primary();
     let ct = state
         .core
-        .encrypt(&req.mac, &key.context(), &key.blob, &plaintext, &aad)?;
+        .encrypt(&req.mac, &primary.ctx, primary.blob, &plaintext, &aad)?;
     Ok(Reply::success(json!({ "ciphertext": b64(&ct) })))
 }
 
@@ -26,9 +27,11 @@ pub(super) async fn decrypt(state: &AppState, req: &Authenticated<'_>) -> ApiRes
     let key = keys::load(state, req.appid, params::string(p, "keyid")?).await?;
     let ciphertext = params::bytes(p, "ciphertext")?;
     let aad = params::opt_bytes(p, "aad")?;
+    // The ciphertext names the version that made it: data from before a rotation decrypts.
+    let version = key.of_ciphertext(&ciphertext)?;
     let pt = state
         .core
-        .decrypt(&req.mac, &key.context(), &key.blob, &ciphertext, &aad)?;
+        .decrypt(&req.mac, &version.ctx, version.blob, &ciphertext, &aad)?;
     Ok(Reply::success(json!({ "plaintext": b64(pt.as_slice()) })))
 }
 
@@ -42,9 +45,10 @@ pub(super) async fn generate_data_key(
     let len = params::integer(p, "keylen")?;
     let aad = params::opt_bytes(p, "aad")?;
     let len = usize::try_from(len).unwrap_or(0);
+    let primary = key.primary();
     let dk = state
         .core
-        .generate_data_key(&req.mac, &key.context(), &key.blob, len, &aad)?;
+        .generate_data_key(&req.mac, &primary.ctx, primary.blob, len, &aad)?;
     Ok(Reply::success(if with_plaintext {
         json!({ "plaintext": b64(dk.plaintext.as_slice()), "ciphertext": b64(&dk.ciphertext) })
     } else {
@@ -58,17 +62,48 @@ pub(super) async fn export_data_key(state: &AppState, req: &Authenticated<'_>) -
     let ukey = keys::load(state, req.appid, params::string(p, "ukeyid")?).await?;
     let old = params::bytes(p, "olddatakey_base")?;
     let aad = params::opt_bytes(p, "aad")?;
+    let version = key.of_ciphertext(&old)?;
+    let public = ukey.primary();
     let new = heavy(state, || {
         state.core.export_data_key(
             &req.mac,
-            &key.context(),
-            &key.blob,
-            &ukey.context(),
-            &ukey.blob,
+            &version.ctx,
+            version.blob,
+            &public.ctx,
+            public.blob,
             &old,
             &aad,
         )
     })
     .await?;
     Ok(Reply::success(json!({ "newdatakey": b64(&new) })))
+}
+
+/// ReEncrypt: the ciphertext is decrypted under the source key at the version its header
+/// names and encrypted under the destination key's primary version, inside the core. With the
+/// same key as source and destination, this moves a ciphertext to the primary version.
+pub(super) async fn reencrypt(state: &AppState, req: &Authenticated<'_>) -> ApiResult {
+    let p = req.payload;
+    let source = keys::load(state, req.appid, params::string(p, "keyid")?).await?;
+    let dest = keys::load(state, req.appid, params::string(p, "destinationkeyid")?).await?;
+    let ciphertext = params::bytes(p, "ciphertext")?;
+    let aad = params::opt_bytes(p, "aad")?;
+    let dest_aad = params::opt_bytes(p, "destinationaad")?;
+    let from = source.of_ciphertext(&ciphertext)?;
+    let to = dest.primary();
+    let ct = state.core.reencrypt(
+        &req.mac,
+        &from.ctx,
+        from.blob,
+        &ciphertext,
+        &aad,
+        &to.ctx,
+        to.blob,
+        &dest_aad,
+    )?;
+    Ok(Reply::success(json!({
+        "ciphertext": b64(&ct),
+        "keyid": dest.record.keyid,
+        "keyversion": to.number(),
+    })))
 }
