@@ -271,6 +271,10 @@ pub fn b64(b: &[u8]) -> String {
     STANDARD.encode(b)
 }
 
+pub fn b64_decode(s: &str) -> Vec<u8> {
+    STANDARD.decode(s).unwrap()
+}
+
 /// With `EHSM_TEST_BACKEND=postgres`, the end-to-end tests run their servers on PostgreSQL
 /// (`EHSM_TEST_POSTGRES`) instead of SQLite: each data directory gets its own database, named
 /// after it, so that a server restarted on the same directory finds its records again. Tests that
