@@ -205,7 +205,10 @@ async fn aliases_name_keys_in_every_action() {
             json!({"alias": "data-key", "keyid": first}),
             "The alias format wrong.",
         ),
-        (json!({"alias": "alias/", "keyid": first}), "The alias length error."),
+        (
+            json!({"alias": "alias/", "keyid": first}),
+            "The alias length error.",
+        ),
         (
             json!({"alias": format!("alias/{}", "a".repeat(251)), "keyid": first}),
             "The alias length error.",
