@@ -327,6 +327,12 @@ async fn rotation_policy_and_its_refusals() {
     )
     .await;
     let keyid = r["keyid"].as_str().unwrap();
+    // Upstream's two success messages: `success!` where the core runs (as CreateKey's),
+    // `successful` for the key's records alone (as ListKey's).
+    for (action, message) in [("RotateKey", "success!"), ("DescribeKey", "successful")] {
+        let body = call(&s.url, &creds, action, Some(json!({"keyid": keyid}))).await;
+        assert_eq!(body["message"], message, "{action}: {body}");
+    }
     let d = ok(&s, &creds, "DescribeKey", json!({"keyid": keyid})).await;
     assert_eq!(d["description"], "webhook MACs");
     assert_eq!(

@@ -102,7 +102,7 @@ pub(super) async fn list_aliases(state: &AppState, req: &Authenticated<'_>) -> A
         .into_iter()
         .map(|a| json!({ "alias": a.alias, "keyid": a.keyid }))
         .collect();
-    Ok(Reply::success(json!({ "aliases": aliases })))
+    Ok(Reply::successful(json!({ "aliases": aliases })))
 }
 
 /// The `alias` of a CreateAlias or UpdateAlias, unless it is a reserved name.

@@ -191,7 +191,7 @@ pub(super) async fn list_key_versions(state: &AppState, req: &Authenticated<'_>)
         .iter()
         .map(|v| json!({ "keyversion": v.version, "creationDate": v.creation_date }))
         .collect();
-    Ok(Reply::success(json!({
+    Ok(Reply::successful(json!({
         "keyid": key.record.keyid,
         "primaryVersion": key.record.primary_version,
         "versions": versions,
@@ -208,7 +208,7 @@ pub(super) async fn describe_key(state: &AppState, req: &Authenticated<'_>) -> A
         .into_iter()
         .map(|a| a.alias)
         .collect();
-    Ok(Reply::success(json!({
+    Ok(Reply::successful(json!({
         "keyid": r.keyid,
         "keyspec": r.keyspec,
         "origin": r.origin,
@@ -265,7 +265,7 @@ pub(super) async fn schedule_key_deletion(state: &AppState, req: &Authenticated<
         Err(e) => return Err(e.into()),
     }
     forget_key(state, keyid);
-    Ok(Reply::success(json!({ "deletionDate": deletion_date })))
+    Ok(Reply::successful(json!({ "deletionDate": deletion_date })))
 }
 
 /// The key comes back disabled, as in AWS KMS: EnableKey it to use it again.
