@@ -506,7 +506,7 @@ def sign_ec(w, **extra):
         pytest.param("CreateAlias", lambda w: {"alias": "alias/x", "keyid": "00000000-0000-0000-0000-000000000000"}, "keyid error", id="alias-of-unknown-key"),
         pytest.param("CreateAlias", alias_with("data-key"), "Parameter invalid, The alias format wrong.", id="no-prefix"),
         pytest.param("CreateAlias", alias_with("Alias/abc"), "Parameter invalid, The alias format wrong.", id="prefix-case"),
-        pytest.param("CreateAlias", alias_with("a"), "Parameter invalid, The alias length error.", id="short-no-prefix"),
+        pytest.param("CreateAlias", alias_with("a"), "Parameter invalid, The alias format wrong.", id="short-no-prefix"),
         pytest.param("CreateAlias", alias_with(""), "Missing required parameters, The alias cannot be empty.", id="empty"),
         pytest.param("CreateAlias", alias_with("alias/"), "Parameter invalid, The alias length error.", id="empty-name"),
         pytest.param("CreateAlias", alias_with("alias/" + "a" * 251), "Parameter invalid, The alias length error.", id="251-chars"),

@@ -183,6 +183,13 @@ impl Kind {
                 _ => KEYID_KIND.check(value),
             },
             Kind::Alias => {
+                // The prefix first: a name without it is the wrong kind of name whatever its
+                // length, and saying "length" for `orders` but "format" for `orders-db`
+                // would send users the wrong way.
+                if !value.as_str().is_some_and(|s| s.starts_with(ALIAS_PREFIX)) {
+                    string_in(value, 0, usize::MAX)?;
+                    return Err(Fault::Format);
+                }
                 let s = string_in(value, ALIAS_MIN, ALIAS_MAX)?;
                 if is_alias(s) {
                     Ok(())
@@ -286,7 +293,8 @@ const ALIAS_MIN: usize = ALIAS_PREFIX.len() + 1;
 /// `alias/` and at most 250 characters: AWS KMS's limit, so a name is valid on both APIs.
 const ALIAS_MAX: usize = ALIAS_PREFIX.len() + 250;
 
-/// An alias name: the prefix, then only `[A-Za-z0-9/_-]` (the length is checked before).
+/// An alias name: the prefix, then only `[A-Za-z0-9/_-]` (the prefix and the length are
+/// checked before).
 fn is_alias(s: &str) -> bool {
     s.strip_prefix(ALIAS_PREFIX).is_some_and(|name| {
         name.bytes()
@@ -1115,7 +1123,7 @@ mod tests {
             assert_eq!(check(Action::Encrypt, encrypt), Ok(()), "{alias}");
         }
         let too_long = format!("alias/{}", "a".repeat(251));
-        for alias in ["alias/", too_long.as_str(), "a"] {
+        for alias in ["alias/", too_long.as_str()] {
             assert_eq!(
                 check(Action::CreateAlias, create(json!(alias))),
                 invalid("alias", "length error."),
@@ -1128,6 +1136,8 @@ mod tests {
             "alias/é",
             "Alias/abc",
             "aliasxabc",
+            "a",
+            "orders",
             KID,
         ] {
             assert_eq!(
