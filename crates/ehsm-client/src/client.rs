@@ -400,6 +400,23 @@ impl Reply {
             .ok_or_else(|| self.field(name, "a boolean"))
     }
 
+    /// An integer field that fits a `u32`, such as a key version.
+    pub(crate) fn u32(&self, name: &str) -> Result<u32> {
+        self.result
+            .get(name)
+            .and_then(Value::as_u64)
+            .and_then(|n| u32::try_from(n).ok())
+            .ok_or_else(|| self.field(name, "an integer from 0 to 2^32-1"))
+    }
+
+    /// An integer field, such as a time in milliseconds since the epoch.
+    pub(crate) fn i64(&self, name: &str) -> Result<i64> {
+        self.result
+            .get(name)
+            .and_then(Value::as_i64)
+            .ok_or_else(|| self.field(name, "an integer"))
+    }
+
     /// The whole result.
     pub(crate) fn result(&self) -> &Value {
         &self.result

@@ -10,7 +10,7 @@ use ehsm_proto::Action;
 use ehsm_proto::spec::{DigestMode, KeySpec, KeyUsage, MessageType, Origin, PaddingMode};
 use serde_json::{Value, json};
 
-use crate::client::{Client, b64};
+use crate::client::{Client, Reply, b64};
 use crate::error::{Error, Result};
 
 /// A data key from [`Client::generate_data_key`].
@@ -51,7 +51,9 @@ pub struct KeyInfo {
     pub creation_date: i64,
     /// Expiry time, in milliseconds since the Unix epoch.
     pub expire_time: i64,
-    /// Always `""` upstream: there is no way to set an alias.
+    /// The key's aliases, comma-separated (no alias name holds a comma); `""` for a key without
+    /// any, and always from upstream, which has no aliases. [`Client::list_aliases`] lists them
+    /// one by one.
     pub alias: String,
     /// The key's spec.
     pub keyspec: KeySpec,
@@ -64,6 +66,27 @@ impl KeyInfo {
     pub fn is_enabled(&self) -> bool {
         self.key_state == 1
     }
+}
+
+/// The optional settings of [`Client::create_key_with_options`] (ehsm extensions: upstream
+/// refuses neither, and keeps neither).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct KeyOptions {
+    /// Rotate the key automatically every this many days, 7 to 2560; symmetric and HMAC keys
+    /// only. [`Client::update_rotation_policy`] changes it later.
+    pub rotation_interval_days: Option<u32>,
+    /// A description, up to 4096 characters, shown by [`Client::describe_key`].
+    pub description: Option<String>,
+}
+
+/// A result together with the key version that produced it, from the `_versioned` methods such
+/// as [`Client::sign_versioned`] (ehsm extension: key versions).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Versioned<T> {
+    /// The signature, ciphertext, plaintext or public key.
+    pub value: T,
+    /// The version of the key that made or opened it.
+    pub version: u32,
 }
 
 /// A ListKey item as the wire spells it.
@@ -94,21 +117,22 @@ const LIST_PAGE: u32 = 1000;
 
 /// Adds `aad` to an object payload. An absent or empty aad is left out, not sent as `""`: the
 /// two mean the same to the server, and leaving it out is what every eHSM version accepts.
-fn with_aad(mut payload: Value, aad: Option<&[u8]>) -> Value {
-    if let (Some(aad), Value::Object(map)) = (aad.filter(|a| !a.is_empty()), &mut payload) {
-        map.insert("aad".into(), b64(aad).into());
+pub(crate) fn with_aad(payload: Value, aad: Option<&[u8]>) -> Value {
+    with_bytes(payload, "aad", aad)
+}
+
+/// Adds the optional aad-like field `name` to an object payload, base64, leaving out an absent
+/// or empty value as [`with_aad`] does.
+pub(crate) fn with_bytes(mut payload: Value, name: &str, value: Option<&[u8]>) -> Value {
+    if let (Some(value), Value::Object(map)) = (value.filter(|v| !v.is_empty()), &mut payload) {
+        map.insert(name.into(), b64(value).into());
     }
     payload
 }
 
 /// A ListKey item as the SDK gives it.
 fn key_info(k: WireKeyInfo) -> Result<KeyInfo> {
-    let keyspec = KeySpec::from_name(&k.keyspec).ok_or_else(|| {
-        Error::Decode(format!(
-            "ListKey: unknown keyspec {:?} for key {}",
-            k.keyspec, k.keyid
-        ))
-    })?;
+    let keyspec = wire_name(Action::ListKey, &k.keyid, "keyspec", &k.keyspec)?;
     Ok(KeyInfo {
         keyid: k.keyid,
         creation_date: k.creation_date,
@@ -116,6 +140,39 @@ fn key_info(k: WireKeyInfo) -> Result<KeyInfo> {
         alias: k.alias,
         keyspec,
         key_state: k.key_state,
+    })
+}
+
+/// A wire enum's name in a result, parsed; an unknown one is a [`Error::Decode`] naming the
+/// action, the key and the field.
+pub(crate) fn wire_name<T: core::str::FromStr>(
+    action: Action,
+    keyid: &str,
+    field: &str,
+    name: &str,
+) -> Result<T> {
+    name.parse().map_err(|_| {
+        Error::Decode(format!(
+            "{}: unknown {field} {name:?} for key {keyid}",
+            action.as_str()
+        ))
+    })
+}
+
+/// Adds the optional `keyversion` to an object payload: without one, the server uses the
+/// primary version (and Verify and AsymmetricDecrypt try every version).
+fn with_version(mut payload: Value, version: Option<u32>) -> Value {
+    if let Some(v) = version {
+        payload["keyversion"] = v.into();
+    }
+    payload
+}
+
+/// The result field `field` (base64) and the `keyversion` that made it.
+fn versioned_bytes(reply: &Reply, field: &str) -> Result<Versioned<Vec<u8>>> {
+    Ok(Versioned {
+        value: reply.bytes(field)?,
+        version: reply.u32("keyversion")?,
     })
 }
 
@@ -131,7 +188,32 @@ impl Client {
         origin: Origin,
         usage: KeyUsage,
     ) -> Result<String> {
-        let payload = json!({"keyspec": spec.as_str(), "origin": origin.as_str(), "keyusage": usage.as_str()});
+        self.create_key_with_options(spec, origin, usage, &KeyOptions::default())
+            .await
+    }
+
+    /// As [`Client::create_key`], with automatic rotation from the start and a description
+    /// (`CreateKey` with `rotationInterval` and `description`, ehsm extensions). With default
+    /// options the request is exactly [`Client::create_key`]'s.
+    ///
+    /// # Errors
+    ///
+    /// As every call: see [`Error`]. A rotation interval outside 7 to 2560 days, or one for an
+    /// asymmetric or external key, is an [`Error::Api`] with code 400.
+    pub async fn create_key_with_options(
+        &self,
+        spec: KeySpec,
+        origin: Origin,
+        usage: KeyUsage,
+        options: &KeyOptions,
+    ) -> Result<String> {
+        let mut payload = json!({"keyspec": spec.as_str(), "origin": origin.as_str(), "keyusage": usage.as_str()});
+        if let Some(days) = options.rotation_interval_days {
+            payload["rotationInterval"] = days.into();
+        }
+        if let Some(description) = &options.description {
+            payload["description"] = description.as_str().into();
+        }
         self.call(Action::CreateKey, payload).await?.string("keyid")
     }
 
@@ -244,12 +326,34 @@ impl Client {
         message_type: MessageType,
         message: &[u8],
     ) -> Result<Vec<u8>> {
-        let payload = sign_payload(keyid, digest, padding, message_type, message);
+        let payload = sign_payload(keyid, None, digest, padding, message_type, message);
         self.call(Action::Sign, payload).await?.bytes("signature")
     }
 
+    /// As [`Client::sign`], with the given version of the key (`None`: the primary one), and
+    /// the signature comes with the version that made it (`Sign` with `keyversion`, an ehsm
+    /// extension).
+    ///
+    /// # Errors
+    ///
+    /// As every call: see [`Error`]. A version the key does not have is an [`Error::Api`] with
+    /// code 400; an answer without `keyversion` (upstream's) is an [`Error::Decode`].
+    pub async fn sign_versioned(
+        &self,
+        keyid: &str,
+        version: Option<u32>,
+        digest: DigestMode,
+        padding: PaddingMode,
+        message_type: MessageType,
+        message: &[u8],
+    ) -> Result<Versioned<Vec<u8>>> {
+        let payload = sign_payload(keyid, version, digest, padding, message_type, message);
+        versioned_bytes(&self.call(Action::Sign, payload).await?, "signature")
+    }
+
     /// Checks a signature made as by [`Client::sign`] (`Verify`). `Ok(false)` means the signature
-    /// does not match; errors are kept for refused requests.
+    /// does not match; errors are kept for refused requests. On ehsm a signature made by any
+    /// version of the key verifies.
     ///
     /// # Errors
     ///
@@ -263,9 +367,39 @@ impl Client {
         message: &[u8],
         signature: &[u8],
     ) -> Result<bool> {
-        let mut payload = sign_payload(keyid, digest, padding, message_type, message);
+        let mut payload = sign_payload(keyid, None, digest, padding, message_type, message);
         payload["signature"] = b64(signature).into();
         self.call(Action::Verify, payload).await?.bool("result")
+    }
+
+    /// As [`Client::verify`], checking against the given version of the key only, or (`None`)
+    /// every version, the primary first; returns the version that verified the signature, or
+    /// `None` if it does not match (`Verify` with `keyversion`, an ehsm extension).
+    ///
+    /// # Errors
+    ///
+    /// As every call: see [`Error`]. A version the key does not have is an [`Error::Api`] with
+    /// code 400; a match without `keyversion` in the answer (upstream's) is an
+    /// [`Error::Decode`].
+    // Verify's arguments and the version: a struct for them would be unlike every other method.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn verify_versioned(
+        &self,
+        keyid: &str,
+        version: Option<u32>,
+        digest: DigestMode,
+        padding: PaddingMode,
+        message_type: MessageType,
+        message: &[u8],
+        signature: &[u8],
+    ) -> Result<Option<u32>> {
+        let mut payload = sign_payload(keyid, version, digest, padding, message_type, message);
+        payload["signature"] = b64(signature).into();
+        let reply = self.call(Action::Verify, payload).await?;
+        match reply.bool("result")? {
+            true => reply.u32("keyversion").map(Some),
+            false => Ok(None),
+        }
     }
 
     /// Encrypts to an RSA or SM2 key's public key (`AsymmetricEncrypt`). RSA takes
@@ -280,15 +414,36 @@ impl Client {
         padding: PaddingMode,
         plaintext: &[u8],
     ) -> Result<Vec<u8>> {
-        let payload =
-            json!({"keyid": keyid, "plaintext": b64(plaintext), "padding_mode": padding.as_str()});
+        let payload = asymmetric_payload(keyid, None, padding, "plaintext", plaintext);
         self.call(Action::AsymmetricEncrypt, payload)
             .await?
             .bytes("ciphertext")
     }
 
+    /// As [`Client::asymmetric_encrypt`], to the public key of the given version of the key
+    /// (`None`: the primary one), and the ciphertext comes with that version
+    /// (`AsymmetricEncrypt` with `keyversion`, an ehsm extension). Keep the version with the
+    /// ciphertext and pass it to [`Client::asymmetric_decrypt_versioned`].
+    ///
+    /// # Errors
+    ///
+    /// As [`Client::sign_versioned`].
+    pub async fn asymmetric_encrypt_versioned(
+        &self,
+        keyid: &str,
+        version: Option<u32>,
+        padding: PaddingMode,
+        plaintext: &[u8],
+    ) -> Result<Versioned<Vec<u8>>> {
+        let payload = asymmetric_payload(keyid, version, padding, "plaintext", plaintext);
+        versioned_bytes(
+            &self.call(Action::AsymmetricEncrypt, payload).await?,
+            "ciphertext",
+        )
+    }
+
     /// Decrypts what [`Client::asymmetric_encrypt`] or [`Client::export_data_key`] produced
-    /// (`AsymmetricDecrypt`).
+    /// (`AsymmetricDecrypt`). On ehsm every version of the key is tried, the primary first.
     ///
     /// # Errors
     ///
@@ -299,14 +454,37 @@ impl Client {
         padding: PaddingMode,
         ciphertext: &[u8],
     ) -> Result<Vec<u8>> {
-        let payload = json!({"keyid": keyid, "ciphertext": b64(ciphertext), "padding_mode": padding.as_str()});
+        let payload = asymmetric_payload(keyid, None, padding, "ciphertext", ciphertext);
         self.call(Action::AsymmetricDecrypt, payload)
             .await?
             .bytes("plaintext")
     }
 
+    /// As [`Client::asymmetric_decrypt`], with the given version of the key only (`None`: every
+    /// version, the primary first), and the plaintext comes with the version that opened it
+    /// (`AsymmetricDecrypt` with `keyversion`, an ehsm extension). With RSA PKCS#1 v1.5
+    /// padding, pass the version: the key of another version passes that padding's check
+    /// about once in 2^16 tries, and its garbage would be returned as the plaintext.
+    ///
+    /// # Errors
+    ///
+    /// As [`Client::sign_versioned`].
+    pub async fn asymmetric_decrypt_versioned(
+        &self,
+        keyid: &str,
+        version: Option<u32>,
+        padding: PaddingMode,
+        ciphertext: &[u8],
+    ) -> Result<Versioned<Vec<u8>>> {
+        let payload = asymmetric_payload(keyid, version, padding, "ciphertext", ciphertext);
+        versioned_bytes(
+            &self.call(Action::AsymmetricDecrypt, payload).await?,
+            "plaintext",
+        )
+    }
+
     /// The public key of an RSA, EC or SM2 key as PEM text: `RSA PUBLIC KEY` (PKCS#1) for RSA,
-    /// `PUBLIC KEY` (SPKI) otherwise (`GetPublicKey`).
+    /// `PUBLIC KEY` (SPKI) otherwise (`GetPublicKey`). On ehsm, that of the primary version.
     ///
     /// # Errors
     ///
@@ -315,6 +493,27 @@ impl Client {
         self.call(Action::GetPublicKey, json!({"keyid": keyid}))
             .await?
             .string("pubkey")
+    }
+
+    /// As [`Client::get_public_key`], of the given version of the key (`None`: the primary
+    /// one), with that version (`GetPublicKey` with `keyversion`, an ehsm extension). Every
+    /// rotation of an asymmetric key makes a new key pair, so a verifier needs the public key
+    /// of the version that signed.
+    ///
+    /// # Errors
+    ///
+    /// As [`Client::sign_versioned`].
+    pub async fn get_public_key_versioned(
+        &self,
+        keyid: &str,
+        version: Option<u32>,
+    ) -> Result<Versioned<String>> {
+        let payload = with_version(json!({"keyid": keyid}), version);
+        let reply = self.call(Action::GetPublicKey, payload).await?;
+        Ok(Versioned {
+            value: reply.string("pubkey")?,
+            version: reply.u32("keyversion")?,
+        })
     }
 
     /// Bring-your-own-key, step 1: a fresh RSA wrapping key of `wrapping_spec` (an RSA spec) for
@@ -469,16 +668,30 @@ impl Client {
 
 fn sign_payload(
     keyid: &str,
+    version: Option<u32>,
     digest: DigestMode,
     padding: PaddingMode,
     message_type: MessageType,
     message: &[u8],
 ) -> Value {
-    json!({
+    let payload = json!({
         "keyid": keyid,
         "message": b64(message),
         "message_type": message_type.as_str(),
         "digest_mode": digest.as_str(),
         "padding_mode": padding.as_str(),
-    })
+    });
+    with_version(payload, version)
+}
+
+/// AsymmetricEncrypt's and AsymmetricDecrypt's payload; `field` is `plaintext` or `ciphertext`.
+fn asymmetric_payload(
+    keyid: &str,
+    version: Option<u32>,
+    padding: PaddingMode,
+    field: &str,
+    data: &[u8],
+) -> Value {
+    let payload = json!({"keyid": keyid, field: b64(data), "padding_mode": padding.as_str()});
+    with_version(payload, version)
 }

@@ -31,23 +31,35 @@
 //!   disagreed with the server on empty strings, booleans and quotes (compatibility spec §3.4).
 //! - **Bytes in, bytes out.** Binary arguments and results are `&[u8]`/`Vec<u8>`; the base64 of
 //!   the wire stays inside the SDK. Modes are the [`ehsm_proto`] enums, re-exported here.
+//! - **ehsm's extensions say so.** Methods for actions eHSM-KMS 0.3.2 lacks (HMAC, and key
+//!   lifecycle: [`Client::rotate_key`], [`Client::describe_key`], aliases, [`Client::reencrypt`],
+//!   scheduled deletion) say so in their docs; upstream answers them `404 API Not Found`. The
+//!   `_versioned` variants of the asymmetric methods (e.g. [`Client::sign_versioned`]) name a
+//!   key version and return the one used, while the plain methods send exactly upstream's
+//!   payloads. Every `keyid` argument takes an alias name (`alias/NAME`) too.
 //! - **Errors by fault.** [`Error::Api`] is the server saying no (with eHSM's code and message),
 //!   the other variants are the network, a malformed answer or a configuration mistake.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+mod aliases;
 mod client;
 mod error;
 mod keys;
+mod lifecycle;
 mod prepared;
 mod quote;
 mod secrets;
 
+pub use aliases::Alias;
 pub use client::{Client, ClientBuilder, Credentials, Version, check_reply};
 pub use ehsm_proto::Action;
 pub use ehsm_proto::spec::{DigestMode, KeySpec, KeyUsage, MessageType, Origin, PaddingMode};
 pub use error::{Error, Result};
-pub use keys::{DataKey, ImportParameters, KeyInfo};
+pub use keys::{DataKey, ImportParameters, KeyInfo, KeyOptions, Versioned};
+pub use lifecycle::{
+    KeyDescription, KeyVersionInfo, KeyVersions, ReEncrypted, RotatedKey, RotationPolicy,
+};
 pub use prepared::{PreparedRequest, timestamp_now};
 pub use quote::{QuotePolicy, QuoteVerdict, quote_report_data};
 pub use secrets::{SecretInfo, SecretOptions, SecretValue, SecretVersionInfo};

@@ -980,3 +980,366 @@ async fn unreachable_server_is_a_transport_error() {
     assert!(matches!(err, Error::Transport(_)));
     assert!(std::error::Error::source(&err).is_some());
 }
+
+// ---- key lifecycle and versions (ehsm extensions) ----
+
+#[tokio::test]
+async fn lifecycle_calls_send_ehsm_fields_and_decode_results() {
+    let described = json!({
+        "keyid": KEYID, "keyspec": "EH_AES_GCM_256", "origin": "EH_INTERNAL_KEY",
+        "keyusage": "EH_KEYUSAGE_ENCRYPT_DECRYPT", "keyState": 0, "creationDate": 10,
+        "expireTime": 20, "primaryVersion": 2, "aliases": ["alias/a", "alias/b"],
+        "rotation": {"enable": true, "rotationInterval": 30, "nextRotationDate": 40},
+        "deletionDate": 50, "description": "orders"});
+    let (url, server) = fake_server(vec![
+        ok(json!({"keyid": KEYID})),
+        ok(json!({"keyid": KEYID})),
+        ok(json!({"keyid": KEYID, "keyversion": 2})),
+        ok(json!({})),
+        ok(json!({})),
+        ok(json!({"keyid": KEYID, "primaryVersion": 2,
+                  "versions": [{"keyversion": 1, "creationDate": 1}, {"keyversion": 2, "creationDate": 2}]})),
+        ok(described),
+        ok(json!({"ciphertext": STANDARD.encode(b"moved"), "keyid": "k2", "keyversion": 3})),
+        ok(json!({"ciphertext": STANDARD.encode(b"same"), "keyid": KEYID, "keyversion": 2})),
+        ok(json!({"deletionDate": 1_700_000_000_000_i64})),
+        ok(json!({})),
+        ok(json!({})),
+        ok(json!({})),
+        ok(json!({})),
+        ok(json!({"aliases": [{"alias": "alias/a", "keyid": KEYID}]})),
+        ok(json!({"aliases": []})),
+    ])
+    .await;
+    let c = client(&url);
+    let options = KeyOptions {
+        rotation_interval_days: Some(90),
+        description: Some("orders".into()),
+    };
+    let spec = (
+        KeySpec::AesGcm256,
+        Origin::Internal,
+        KeyUsage::EncryptDecrypt,
+    );
+    let keyid = c
+        .create_key_with_options(spec.0, spec.1, spec.2, &options)
+        .await
+        .unwrap();
+    assert_eq!(keyid, KEYID);
+    c.create_key_with_options(spec.0, spec.1, spec.2, &KeyOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(
+        c.rotate_key("alias/a").await.unwrap(),
+        RotatedKey {
+            keyid: KEYID.into(),
+            version: 2
+        }
+    );
+    c.update_rotation_policy(KEYID, true, Some(30))
+        .await
+        .unwrap();
+    c.update_rotation_policy(KEYID, false, None).await.unwrap();
+    let versions = c.list_key_versions(KEYID).await.unwrap();
+    assert_eq!(versions.primary_version, 2);
+    assert_eq!(
+        versions.versions[1],
+        KeyVersionInfo {
+            version: 2,
+            creation_date: 2
+        }
+    );
+    let d = c.describe_key(KEYID).await.unwrap();
+    assert_eq!(
+        d,
+        KeyDescription {
+            keyid: KEYID.into(),
+            keyspec: KeySpec::AesGcm256,
+            origin: Origin::Internal,
+            keyusage: KeyUsage::EncryptDecrypt,
+            key_state: 0,
+            creation_date: 10,
+            expire_time: 20,
+            primary_version: 2,
+            aliases: vec!["alias/a".into(), "alias/b".into()],
+            rotation: RotationPolicy {
+                enabled: true,
+                interval_days: Some(30),
+                next_rotation_date: Some(40)
+            },
+            deletion_date: Some(50),
+            description: Some("orders".into()),
+        }
+    );
+    assert!(!d.is_enabled());
+    let moved = c
+        .reencrypt(KEYID, b"old", Some(b"a"), "alias/dst", Some(b"b"))
+        .await
+        .unwrap();
+    assert_eq!(
+        moved,
+        ReEncrypted {
+            ciphertext: b"moved".to_vec(),
+            keyid: "k2".into(),
+            version: 3
+        }
+    );
+    c.reencrypt(KEYID, b"old", None, KEYID, Some(b""))
+        .await
+        .unwrap();
+    assert_eq!(
+        c.schedule_key_deletion(KEYID, Some(7)).await.unwrap(),
+        1_700_000_000_000
+    );
+    c.cancel_key_deletion(KEYID).await.unwrap();
+    c.create_alias("alias/a", KEYID).await.unwrap();
+    c.update_alias("alias/a", "k2").await.unwrap();
+    c.delete_alias("alias/a").await.unwrap();
+    assert_eq!(
+        c.list_aliases(None).await.unwrap(),
+        [Alias {
+            alias: "alias/a".into(),
+            keyid: KEYID.into()
+        }]
+    );
+    assert!(c.list_aliases(Some("alias/a")).await.unwrap().is_empty());
+
+    let seen = server.await.unwrap();
+    let payloads: Vec<Value> = seen
+        .iter()
+        .zip([
+            "CreateKey",
+            "CreateKey",
+            "RotateKey",
+            "UpdateRotationPolicy",
+            "UpdateRotationPolicy",
+            "ListKeyVersions",
+            "DescribeKey",
+            "ReEncrypt",
+            "ReEncrypt",
+            "ScheduleKeyDeletion",
+            "CancelKeyDeletion",
+            "CreateAlias",
+            "UpdateAlias",
+            "DeleteAlias",
+            "ListAliases",
+            "ListAliases",
+        ])
+        .map(|(s, action)| assert_signed_post(s, action))
+        .collect();
+    let plain_key = json!({"keyspec": "EH_AES_GCM_256", "origin": "EH_INTERNAL_KEY",
+                           "keyusage": "EH_KEYUSAGE_ENCRYPT_DECRYPT"});
+    let mut with_options = plain_key.clone();
+    with_options["rotationInterval"] = json!(90);
+    with_options["description"] = json!("orders");
+    assert_eq!(payloads[0], with_options, "an integer interval in days");
+    assert_eq!(
+        payloads[1], plain_key,
+        "default options: create_key's payload"
+    );
+    assert_eq!(payloads[2], json!({"keyid": "alias/a"}));
+    assert_eq!(
+        payloads[3],
+        json!({"keyid": KEYID, "enable": true, "rotationInterval": 30})
+    );
+    assert_eq!(payloads[4], json!({"keyid": KEYID, "enable": false}));
+    assert_eq!(payloads[6], json!({"keyid": KEYID}));
+    assert_eq!(
+        payloads[7],
+        json!({"keyid": KEYID, "ciphertext": "b2xk", "aad": "YQ==",
+               "destinationkeyid": "alias/dst", "destinationaad": "Yg=="})
+    );
+    assert_eq!(
+        payloads[8],
+        json!({"keyid": KEYID, "ciphertext": "b2xk", "destinationkeyid": KEYID}),
+        "absent and empty aads are left out"
+    );
+    assert_eq!(
+        payloads[9],
+        json!({"keyid": KEYID, "pendingWindowInDays": 7})
+    );
+    assert_eq!(payloads[11], json!({"alias": "alias/a", "keyid": KEYID}));
+    assert_eq!(payloads[12], json!({"alias": "alias/a", "keyid": "k2"}));
+    assert_eq!(payloads[13], json!({"alias": "alias/a"}));
+    assert_eq!(payloads[14], Value::Null, "no filter: no payload");
+    assert_eq!(payloads[15], json!({"keyid": "alias/a"}));
+}
+
+#[tokio::test]
+async fn versioned_calls_send_keyversion_and_read_the_version_used() {
+    let sig = STANDARD.encode(b"sig");
+    let (url, server) = fake_server(vec![
+        ok(json!({"signature": sig, "keyversion": 2})),
+        ok(json!({"signature": sig, "keyversion": 3})),
+        ok(json!({"result": true, "keyversion": 1})),
+        ok(json!({"result": false})),
+        ok(json!({"ciphertext": STANDARD.encode(b"ct"), "keyversion": 3})),
+        ok(json!({"plaintext": STANDARD.encode(b"pt"), "keyversion": 1})),
+        ok(json!({"pubkey": "PEM", "keyid": KEYID, "keyversion": 2})),
+        // Upstream's answers, without keyversion.
+        ok(json!({"signature": sig})),
+        ok(json!({"result": true})),
+        ok(json!({"signature": sig})),
+        ok(json!({"plaintext": STANDARD.encode(b"pt")})),
+    ])
+    .await;
+    let c = client(&url);
+    let modes = (DigestMode::Sha256, PaddingMode::None, MessageType::Raw);
+    let signed = c
+        .sign_versioned(KEYID, Some(2), modes.0, modes.1, modes.2, b"m")
+        .await
+        .unwrap();
+    assert_eq!(
+        signed,
+        Versioned {
+            value: b"sig".to_vec(),
+            version: 2
+        }
+    );
+    let signed = c
+        .sign_versioned("alias/s", None, modes.0, modes.1, modes.2, b"m")
+        .await
+        .unwrap();
+    assert_eq!(signed.version, 3);
+    let verified = c
+        .verify_versioned(KEYID, Some(1), modes.0, modes.1, modes.2, b"m", b"sig")
+        .await
+        .unwrap();
+    assert_eq!(verified, Some(1));
+    let verified = c
+        .verify_versioned(KEYID, None, modes.0, modes.1, modes.2, b"m", b"bad")
+        .await
+        .unwrap();
+    assert_eq!(verified, None, "an invalid signature has no version");
+    let ct = c
+        .asymmetric_encrypt_versioned(KEYID, None, PaddingMode::RsaPkcs1Oaep, b"pt")
+        .await
+        .unwrap();
+    assert_eq!((ct.value.as_slice(), ct.version), (&b"ct"[..], 3));
+    let pt = c
+        .asymmetric_decrypt_versioned(KEYID, Some(1), PaddingMode::RsaPkcs1, b"ct")
+        .await
+        .unwrap();
+    assert_eq!((pt.value.as_slice(), pt.version), (&b"pt"[..], 1));
+    let pem = c.get_public_key_versioned(KEYID, Some(2)).await.unwrap();
+    assert_eq!((pem.value.as_str(), pem.version), ("PEM", 2));
+    // A versioned call needs the version in the answer; a match without one is no answer.
+    for err in [
+        c.sign_versioned(KEYID, None, modes.0, modes.1, modes.2, b"m")
+            .await
+            .unwrap_err(),
+        c.verify_versioned(KEYID, None, modes.0, modes.1, modes.2, b"m", b"s")
+            .await
+            .unwrap_err(),
+    ] {
+        assert!(
+            matches!(&err, Error::Decode(m) if m.contains("result.keyversion")),
+            "{err}"
+        );
+    }
+    // The plain methods still send upstream's payloads and ignore any version.
+    c.sign(KEYID, modes.0, modes.1, modes.2, b"m")
+        .await
+        .unwrap();
+    c.asymmetric_decrypt(KEYID, PaddingMode::RsaPkcs1Oaep, b"ct")
+        .await
+        .unwrap();
+
+    let seen = server.await.unwrap();
+    let payloads: Vec<Value> = seen
+        .iter()
+        .zip([
+            "Sign",
+            "Sign",
+            "Verify",
+            "Verify",
+            "AsymmetricEncrypt",
+            "AsymmetricDecrypt",
+            "GetPublicKey",
+            "Sign",
+            "Verify",
+            "Sign",
+            "AsymmetricDecrypt",
+        ])
+        .map(|(s, action)| assert_signed_post(s, action))
+        .collect();
+    let sign = json!({"keyid": KEYID, "message": "bQ==", "message_type": "EH_RAW",
+                      "digest_mode": "EH_SHA_256", "padding_mode": "EH_PAD_NONE"});
+    let mut sign_v2 = sign.clone();
+    sign_v2["keyversion"] = json!(2);
+    assert_eq!(payloads[0], sign_v2);
+    assert_eq!(payloads[1]["keyid"], "alias/s");
+    assert!(
+        payloads[1].get("keyversion").is_none(),
+        "no version: none sent"
+    );
+    assert_eq!(payloads[2]["keyversion"], 1);
+    assert_eq!(payloads[2]["signature"], "c2ln");
+    assert!(payloads[3].get("keyversion").is_none());
+    assert_eq!(
+        payloads[4],
+        json!({"keyid": KEYID, "plaintext": "cHQ=", "padding_mode": "EH_RSA_PKCS1_OAEP"})
+    );
+    assert_eq!(
+        payloads[5],
+        json!({"keyid": KEYID, "ciphertext": "Y3Q=", "padding_mode": "EH_RSA_PKCS1",
+               "keyversion": 1})
+    );
+    assert_eq!(payloads[6], json!({"keyid": KEYID, "keyversion": 2}));
+    assert_eq!(payloads[9], sign);
+    assert_eq!(
+        payloads[10],
+        json!({"keyid": KEYID, "ciphertext": "Y3Q=", "padding_mode": "EH_RSA_PKCS1_OAEP"})
+    );
+}
+
+#[tokio::test]
+async fn describe_key_refuses_what_it_cannot_type() {
+    let described = |spec: &str, usage: &str| {
+        json!({"keyid": KEYID, "keyspec": spec, "origin": "EH_INTERNAL_KEY", "keyusage": usage,
+               "keyState": 1, "creationDate": 1, "expireTime": 2, "primaryVersion": 1,
+               "aliases": [], "rotation": {"enable": false, "rotationInterval": null,
+               "nextRotationDate": null}, "deletionDate": null, "description": null})
+    };
+    let mut no_rotation = described("EH_HMAC", "EH_KEYUSAGE_SIGN_VERIFY");
+    no_rotation.as_object_mut().unwrap().remove("rotation");
+    let (url, server) = fake_server(vec![
+        ok(described("EH_HMAC", "EH_KEYUSAGE_SIGN_VERIFY")),
+        ok(described("EH_AES_XTS", "EH_KEYUSAGE_ENCRYPT_DECRYPT")),
+        ok(described("EH_HMAC", "EH_KEYUSAGE_WRAP")),
+        ok(no_rotation),
+        ok(json!({"keyid": KEYID, "keyversion": -1})),
+    ])
+    .await;
+    let c = client(&url);
+    let d = c.describe_key(KEYID).await.unwrap();
+    assert_eq!(
+        (d.rotation, d.deletion_date, d.description),
+        (
+            RotationPolicy {
+                enabled: false,
+                interval_days: None,
+                next_rotation_date: None
+            },
+            None,
+            None
+        ),
+        "nulls are absent values"
+    );
+    for unknown in ["EH_AES_XTS", "EH_KEYUSAGE_WRAP"] {
+        let err = c.describe_key(KEYID).await.unwrap_err();
+        assert!(
+            matches!(&err, Error::Decode(m) if m.starts_with("DescribeKey: unknown") && m.contains(unknown)),
+            "{err}"
+        );
+    }
+    assert!(matches!(
+        c.describe_key(KEYID).await,
+        Err(Error::Decode(m)) if m.contains("rotation")
+    ));
+    assert!(matches!(
+        c.rotate_key(KEYID).await,
+        Err(Error::Decode(m)) if m.contains("result.keyversion")
+    ));
+    server.await.unwrap();
+}

@@ -896,3 +896,409 @@ fn bench_connects_over_insecure_tls_and_plain_http() {
         assert_success(&cli.run_with(cli.bare(&args), b""), &args);
     }
 }
+
+/// The JSON a command printed.
+fn json_out(bytes: &[u8]) -> Value {
+    serde_json::from_slice(bytes).unwrap()
+}
+
+/// The key version in a symmetric ciphertext's header (its second byte, below 128), from the
+/// base64 text `ehsm encrypt --base64` writes.
+fn ciphertext_version(base64_text: &[u8]) -> u8 {
+    STANDARD
+        .decode(String::from_utf8_lossy(base64_text).trim())
+        .unwrap()[1]
+}
+
+#[test]
+fn keys_rotate_reencrypt_and_go_by_alias() {
+    let s = Server::start(&[]);
+    let cli = Cli::new(&s);
+    cli.enroll();
+    let key = cli.create(&[
+        "--spec",
+        "aes-gcm-256",
+        "--rotation-days",
+        "30",
+        "--description",
+        "orders",
+    ]);
+    assert_eq!(
+        cli.ok_text(&["alias", "create", "alias/orders", "--key", &key]),
+        format!("alias/orders names {key}\n")
+    );
+    let d = json_out(&cli.ok(&["key", "describe", "alias/orders"]));
+    assert_eq!(d["keyid"], key.as_str());
+    assert_eq!(d["keyspec"], "EH_AES_GCM_256");
+    assert_eq!(d["description"], "orders");
+    assert_eq!(d["aliases"], serde_json::json!(["alias/orders"]));
+    assert_eq!(d["primaryVersion"], 1);
+    assert_eq!(
+        (&d["rotation"]["enable"], &d["rotation"]["rotationInterval"]),
+        (&Value::Bool(true), &Value::from(30))
+    );
+    assert!(d["deletionDate"].is_null());
+
+    let encrypt = [
+        "encrypt",
+        "--key",
+        "alias/orders",
+        "--aad",
+        "ctx",
+        "--base64",
+    ];
+    let out = cli.run_with(cli.cmd(&encrypt), b"order 1");
+    assert_success(&out, &encrypt);
+    let v1 = out.stdout;
+    assert_eq!(
+        cli.ok_text(&["key", "rotate", "alias/orders"]),
+        format!("rotated {key}: version 2 is now the primary one\n")
+    );
+    let table = cli.ok_text(&["key", "versions", "alias/orders"]);
+    let lines: Vec<&str> = table.lines().collect();
+    assert_eq!(lines.len(), 3, "{table}");
+    assert!(lines[0].starts_with("VERSION") && lines[0].ends_with("PRIMARY"));
+    assert!(
+        lines[1].starts_with("1 ") && !lines[1].ends_with("yes"),
+        "{table}"
+    );
+    assert!(
+        lines[2].starts_with("2 ") && lines[2].ends_with("yes"),
+        "{table}"
+    );
+    let versions = json_out(&cli.ok(&["key", "versions", &key, "--json"]));
+    assert_eq!(versions["primaryVersion"], 2);
+    assert_eq!(versions["versions"][1]["keyversion"], 2);
+
+    // Moved to version 2, with the same aad unless told otherwise.
+    let reencrypt = [
+        "reencrypt",
+        "--key",
+        "alias/orders",
+        "--aad",
+        "ctx",
+        "--base64",
+    ];
+    let out = cli.run_with(cli.cmd(&reencrypt), &v1);
+    assert_success(&out, &reencrypt);
+    let moved = out.stdout;
+    assert_eq!(
+        (ciphertext_version(&v1), ciphertext_version(&moved)),
+        (1, 2)
+    );
+    let decrypt = ["decrypt", "--key", &key, "--aad", "ctx", "--base64"];
+    let out = cli.run_with(cli.cmd(&decrypt), &moved);
+    assert_success(&out, &decrypt);
+    assert_eq!(out.stdout, b"order 1");
+    // To another key, dropping the aad; raw bytes in and out.
+    let other = cli.create(&["--spec", "aes-gcm-128"]);
+    let raw = STANDARD
+        .decode(String::from_utf8_lossy(&v1).trim())
+        .unwrap();
+    let to_other = [
+        "reencrypt",
+        "--key",
+        &key,
+        "--aad",
+        "ctx",
+        "--to-key",
+        &other,
+        "--to-aad",
+        "",
+    ];
+    let out = cli.run_with(cli.cmd(&to_other), &raw);
+    assert_success(&out, &to_other);
+    let out = cli.run_with(cli.cmd(&["decrypt", "--key", &other]), &out.stdout);
+    assert_success(&out, &["decrypt"]);
+    assert_eq!(out.stdout, b"order 1");
+
+    // Automatic rotation off and on.
+    assert_eq!(
+        cli.ok_text(&["key", "rotation", &key, "--disable"]),
+        format!("{key} no longer rotates automatically\n")
+    );
+    let d = json_out(&cli.ok(&["key", "describe", &key]));
+    assert_eq!(d["rotation"]["enable"], false);
+    let on = cli.ok_text(&[
+        "key",
+        "rotation",
+        "alias/orders",
+        "--enable",
+        "--days",
+        "90",
+    ]);
+    assert!(
+        on.starts_with("alias/orders rotates every 90 days, next at ") && on.ends_with(" UTC\n"),
+        "{on}"
+    );
+
+    // Aliases: listed, repointed, and accepted by 'key delete'.
+    let listed = cli.ok_text(&["alias", "list"]);
+    assert_eq!(
+        listed.lines().collect::<Vec<_>>(),
+        [
+            format!("{:<14}KEYID", "ALIAS"),
+            format!("alias/orders  {key}")
+        ]
+    );
+    assert_eq!(
+        cli.ok_text(&["alias", "update", "alias/orders", "--key", &other]),
+        format!("alias/orders names {other}\n")
+    );
+    let of_other = json_out(&cli.ok(&["alias", "list", "--key", &other, "--json"]));
+    assert_eq!(
+        of_other,
+        serde_json::json!([{"alias": "alias/orders", "keyid": other}])
+    );
+    let of_key = json_out(&cli.ok(&["alias", "list", "--key", &key, "--json"]));
+    assert_eq!(of_key, serde_json::json!([]));
+    cli.ok(&["alias", "create", "alias/gone", "--key", &key]);
+    assert_eq!(
+        cli.ok_text(&["key", "delete", "alias/gone"]),
+        "deleted alias/gone\n"
+    );
+    assert!(list_json(&cli).iter().all(|k| k["keyid"] != key.as_str()));
+    assert_eq!(
+        cli.ok_text(&["alias", "delete", "alias/orders"]),
+        "deleted alias/orders\n"
+    );
+    assert!(cli.ok_text(&["alias", "list"]).contains("no aliases"));
+
+    // Scheduled deletion, cancelled: the key comes back disabled.
+    let scheduled = cli.ok_text(&["key", "schedule-deletion", &other, "--days", "7"]);
+    assert!(
+        scheduled.contains("will be deleted at")
+            && scheduled.contains(&format!("ehsm key cancel-deletion {other}")),
+        "{scheduled}"
+    );
+    let d = json_out(&cli.ok(&["key", "describe", &other]));
+    assert!(d["deletionDate"].as_i64().is_some(), "{d}");
+    assert_eq!(d["keyState"], 0);
+    let out = cli.run_with(cli.cmd(&["encrypt", "--key", &other, "--base64"]), b"x");
+    assert_fails(&out, &["pending deletion"]);
+    assert!(
+        cli.ok_text(&["key", "cancel-deletion", &other])
+            .contains(&format!("ehsm key enable {other}"))
+    );
+    let out = cli.run_with(cli.cmd(&["encrypt", "--key", &other, "--base64"]), b"x");
+    assert_fails(&out, &["keyid is disabled", "ehsm key enable"]);
+    cli.ok(&["key", "enable", &other]);
+    let out = cli.run_with(cli.cmd(&["encrypt", "--key", &other, "--base64"]), b"x");
+    assert_success(&out, &["encrypt"]);
+}
+
+#[test]
+fn sign_verify_and_pubkey_take_a_key_version() {
+    let s = Server::start(&[]);
+    let cli = Cli::new(&s);
+    cli.enroll();
+    let ec = cli.create(&["--spec", "ec-p256"]);
+    cli.ok(&["alias", "create", "alias/signer", "--key", &ec]);
+    let (msg, sig) = (cli.file("msg"), cli.file("sig"));
+    std::fs::write(&msg, b"release 1.0").unwrap();
+    let (msg_s, sig_s) = (msg.to_str().unwrap(), sig.to_str().unwrap());
+    cli.ok(&[
+        "sign",
+        "--key",
+        "alias/signer",
+        "--in",
+        msg_s,
+        "--out",
+        sig_s,
+    ]);
+    let pem1 = cli.ok(&["pubkey", "alias/signer"]);
+    cli.ok(&["key", "rotate", "alias/signer"]);
+
+    let verify = |version: Option<&str>| {
+        let mut args = vec![
+            "verify",
+            "--key",
+            "alias/signer",
+            "--in",
+            msg_s,
+            "--signature",
+            sig_s,
+        ];
+        if let Some(v) = version {
+            args.extend(["--key-version", v]);
+        }
+        let out = cli.run(&args);
+        (out.status.code(), String::from_utf8(out.stdout).unwrap())
+    };
+    assert_eq!(verify(None), (Some(0), "valid\n".into()), "any version");
+    assert_eq!(verify(Some("1")), (Some(0), "valid\n".into()));
+    assert_eq!(verify(Some("2")), (Some(1), "invalid\n".into()));
+    // Signed by version 1 after the rotation.
+    cli.ok(&[
+        "sign",
+        "--key",
+        &ec,
+        "--key-version",
+        "1",
+        "--in",
+        msg_s,
+        "--out",
+        sig_s,
+    ]);
+    assert_eq!(verify(Some("1")), (Some(0), "valid\n".into()));
+    assert_eq!(verify(Some("2")), (Some(1), "invalid\n".into()));
+
+    assert_eq!(cli.ok(&["pubkey", &ec, "--key-version", "1"]), pem1);
+    let primary = cli.ok(&["pubkey", &ec]);
+    assert_ne!(primary, pem1, "a new version is a new key pair");
+    assert_eq!(
+        cli.ok(&["pubkey", "alias/signer", "--key-version", "2"]),
+        primary
+    );
+
+    assert_fails(
+        &cli.run(&["pubkey", &ec, "--key-version", "9"]),
+        &["keyversion 9 does not exist"],
+    );
+    assert_fails(
+        &cli.run(&[
+            "sign",
+            "--key",
+            &ec,
+            "--key-version",
+            "3",
+            "--in",
+            msg_s,
+            "--base64",
+        ]),
+        &["keyversion 3 does not exist"],
+    );
+    assert_eq!(
+        cli.run(&["pubkey", &ec, "--key-version", "0"])
+            .status
+            .code(),
+        Some(2),
+        "a usage error"
+    );
+}
+
+#[test]
+fn lifecycle_commands_refuse_bad_input_clearly() {
+    let s = Server::start(&[]);
+    let cli = Cli::new(&s);
+    cli.enroll();
+    let key = cli.create(&["--spec", "aes-gcm-256"]);
+    let ec = cli.create(&["--spec", "ec-p256"]);
+    let external = cli.create(&["--spec", "aes-gcm-256", "--origin", "external"]);
+    let unknown = "The alias alias/nope does not exist.";
+    for args in [
+        &["key", "describe", "alias/nope"][..],
+        &["key", "versions", "alias/nope"],
+        &["key", "rotate", "alias/nope"],
+        &["key", "rotation", "alias/nope", "--disable"],
+        &["key", "schedule-deletion", "alias/nope"],
+        &["key", "cancel-deletion", "alias/nope"],
+        &["alias", "update", "alias/nope", "--key", &key],
+        &["alias", "delete", "alias/nope"],
+        &["alias", "list", "--key", "alias/nope"],
+        &["pubkey", "alias/nope"],
+    ] {
+        assert_fails(&cli.run(args), &[unknown]);
+    }
+    let out = cli.run_with(
+        cli.cmd(&["reencrypt", "--key", &key, "--to-key", "alias/nope"]),
+        b"x",
+    );
+    assert_fails(&out, &[unknown]);
+    assert_fails(
+        &cli.run(&["key", "delete", "alias/nope"]),
+        &["no key alias/nope"],
+    );
+    let out = cli.run_with(cli.cmd(&["encrypt", "--key", "orders", "--base64"]), b"x");
+    assert_fails(&out, &["The keyid length error.", "alias/NAME"]);
+
+    // The server's rules for what clap cannot check.
+    assert_fails(
+        &cli.run(&[
+            "key",
+            "create",
+            "--spec",
+            "ec-p256",
+            "--rotation-days",
+            "30",
+        ]),
+        &["symmetric and HMAC keys"],
+    );
+    assert_fails(
+        &cli.run(&["key", "rotation", &ec, "--enable"]),
+        &["symmetric and HMAC keys"],
+    );
+    assert_fails(
+        &cli.run(&["key", "rotate", &external]),
+        &["cannot be rotated"],
+    );
+    assert_fails(
+        &cli.run(&["key", "cancel-deletion", &key]),
+        &["not pending deletion"],
+    );
+    cli.ok(&["key", "schedule-deletion", &ec]);
+    assert_fails(
+        &cli.run(&["key", "schedule-deletion", &ec]),
+        &["already pending deletion"],
+    );
+    // Without the prefix: a length error below 7 characters (the shortest alias), then a format
+    // error, as for any name the server validates; the hint is the same.
+    assert_fails(
+        &cli.run(&["alias", "create", "orders", "--key", &key]),
+        &["The alias length error.", "e.g. alias/orders"],
+    );
+    assert_fails(
+        &cli.run(&["alias", "create", "alias/a b", "--key", &key]),
+        &["The alias format wrong.", "e.g. alias/orders"],
+    );
+    cli.ok(&["alias", "create", "alias/a", "--key", &key]);
+    assert_fails(
+        &cli.run(&["alias", "create", "alias/a", "--key", &key]),
+        &["already exists"],
+    );
+    assert_fails(
+        &cli.run(&["alias", "create", "alias/b", "--key", "alias/a"]),
+        &["not another alias"],
+    );
+    let hmac = cli.create(&["--spec", "hmac"]);
+    assert_fails(
+        &cli.run(&["alias", "update", "alias/a", "--key", &hmac]),
+        &["same kind"],
+    );
+    let out = cli.run_with(cli.cmd(&["encrypt", "--key", &key]), b"data");
+    let ct = out.stdout;
+    let out = cli.run_with(
+        cli.cmd(&["reencrypt", "--key", "alias/a", "--aad", "wrong"]),
+        &ct,
+    );
+    assert_fails(&out, &["Decryption failed", "--aad"]);
+
+    // Usage errors: clap's exit code 2.
+    for args in [
+        &[
+            "key",
+            "create",
+            "--spec",
+            "aes-gcm-256",
+            "--rotation-days",
+            "6",
+        ][..],
+        &[
+            "key",
+            "create",
+            "--spec",
+            "aes-gcm-256",
+            "--rotation-days",
+            "2561",
+        ],
+        &["key", "rotation", &key],
+        &["key", "rotation", &key, "--enable", "--disable"],
+        &["key", "rotation", &key, "--disable", "--days", "30"],
+        &["key", "rotation", &key, "--enable", "--days", "3000"],
+        &["key", "schedule-deletion", &key, "--days", "31"],
+        &["sign", "--key", &key, "--key-version", "0"],
+        &["alias", "create", "alias/c"],
+    ] {
+        assert_eq!(cli.run(args).status.code(), Some(2), "{args:?}");
+    }
+}

@@ -1,4 +1,4 @@
-//! `ehsm encrypt`, `decrypt`, `sign`, `verify` and `datakey`.
+//! `ehsm encrypt`, `decrypt`, `reencrypt`, `sign`, `verify` and `datakey`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -102,6 +102,55 @@ pub(crate) async fn decrypt(s: &Session, a: &DecryptArgs) -> CmdResult {
     Ok(ExitCode::SUCCESS)
 }
 
+#[derive(clap::Args)]
+pub(crate) struct ReencryptArgs {
+    #[command(flatten)]
+    pub(crate) conn: ConnArgs,
+
+    /// The symmetric key that encrypted it
+    #[arg(long, value_name = "KEYID")]
+    key: String,
+
+    /// The additional authenticated data given to encrypt
+    #[arg(long, value_name = "TEXT")]
+    aad: Option<String>,
+
+    /// The symmetric key to encrypt under, at its primary version [default: --key, which moves
+    /// the ciphertext to that key's newest version]
+    #[arg(long, value_name = "KEYID")]
+    to_key: Option<String>,
+
+    /// The additional authenticated data of the new ciphertext; '' for none [default: --aad]
+    #[arg(long, value_name = "TEXT")]
+    to_aad: Option<String>,
+
+    /// Read the ciphertext from FILE; '-' is stdin [default: stdin]
+    #[arg(long = "in", value_name = "FILE")]
+    input: Option<PathBuf>,
+
+    /// Write the new ciphertext to FILE; '-' is stdout [default: stdout]
+    #[arg(long = "out", value_name = "FILE")]
+    output: Option<PathBuf>,
+
+    /// Read and write the ciphertexts as base64 text
+    #[arg(long)]
+    base64: bool,
+}
+
+/// The plaintext never leaves the server: it decrypts and encrypts in one step (ReEncrypt).
+pub(crate) async fn reencrypt(s: &Session, a: &ReencryptArgs) -> CmdResult {
+    let ciphertext = read_maybe_base64(a.input.as_deref(), MAX_CIPHERTEXT, a.base64, "ciphertext")?;
+    let aad = a.aad.as_deref().map(str::as_bytes);
+    let to_key = a.to_key.as_deref().unwrap_or(&a.key);
+    // The same context by default: a ciphertext moved to a new key version keeps its binding.
+    let to_aad = a.to_aad.as_deref().map_or(aad, |t| Some(t.as_bytes()));
+    let moved = s
+        .client
+        .reencrypt(&a.key, &ciphertext, aad, to_key, to_aad)
+        .await?;
+    write_binary(a.output.as_deref(), &moved.ciphertext, a.base64)
+}
+
 /// What sign and verify share.
 #[derive(clap::Args)]
 pub(crate) struct SigningArgs {
@@ -132,6 +181,11 @@ pub(crate) struct SigningArgs {
     /// The signature is base64 text instead of raw bytes
     #[arg(long)]
     base64: bool,
+
+    /// Sign with, or verify against, this version of the key only [default: sign with the
+    /// primary version; verify against any version]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    key_version: Option<u32>,
 }
 
 #[derive(clap::Args)]
@@ -178,10 +232,20 @@ pub(crate) async fn sign(s: &Session, a: &SignArgs) -> CmdResult {
     let m = &a.m;
     let message = m.message()?;
     let (digest, padding, message_type) = m.modes();
-    let signature = s
-        .client
-        .sign(&m.key, digest, padding, message_type, &message)
-        .await?;
+    let signature = match m.key_version {
+        // Plain Sign, as upstream's servers know it.
+        None => {
+            s.client
+                .sign(&m.key, digest, padding, message_type, &message)
+                .await?
+        }
+        version => {
+            s.client
+                .sign_versioned(&m.key, version, digest, padding, message_type, &message)
+                .await?
+                .value
+        }
+    };
     write_binary(a.output.as_deref(), &signature, m.base64)
 }
 
@@ -195,10 +259,25 @@ pub(crate) async fn verify(s: &Session, a: &VerifyArgs) -> CmdResult {
     )?;
     let message = m.message()?;
     let (digest, padding, message_type) = m.modes();
-    let valid = s
-        .client
-        .verify(&m.key, digest, padding, message_type, &message, &signature)
-        .await?;
+    let c = &s.client;
+    let valid = match m.key_version {
+        None => {
+            c.verify(&m.key, digest, padding, message_type, &message, &signature)
+                .await?
+        }
+        version => c
+            .verify_versioned(
+                &m.key,
+                version,
+                digest,
+                padding,
+                message_type,
+                &message,
+                &signature,
+            )
+            .await?
+            .is_some(),
+    };
     output::line(if valid { "valid" } else { "invalid" })?;
     Ok(if valid {
         ExitCode::SUCCESS

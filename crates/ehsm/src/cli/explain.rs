@@ -103,6 +103,16 @@ impl Session {
             "appid error" => {
                 Some("the key belongs to another app; 'ehsm key list' shows this app's keys".into())
             }
+            "Parameter invalid, The keyid length error."
+            | "Parameter invalid, The keyid format wrong." => Some(
+                "name a key by its keyid, as 'ehsm key list' shows it, or by an alias, \
+                 alias/NAME ('ehsm alias list')"
+                    .into(),
+            ),
+            "Parameter invalid, The alias length error."
+            | "Parameter invalid, The alias format wrong." => Some(
+                "an alias is alias/ and 1 to 250 of A-Z a-z 0-9 / _ -, e.g. alias/orders".into(),
+            ),
             "keyid is disabled" => Some("enable it with 'ehsm key enable KEYID'".into()),
             "keyid expire" => Some("the key has expired: create a new one".into()),
             // ehsm also answers this for an unknown appid, so that appids cannot be probed.

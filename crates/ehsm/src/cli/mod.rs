@@ -15,6 +15,7 @@ macro_rules! fail {
     };
 }
 
+mod aliases;
 pub(crate) mod conn;
 mod crypto;
 mod enroll;
@@ -33,12 +34,17 @@ pub(crate) use conn::{ConnArgs, Need, Session};
 pub(crate) enum Command {
     /// Register a new app with the server and save its appid and apikey in the profile.
     Enroll(enroll::Args),
-    /// Create, list, enable, disable and delete keys.
+    /// Create, list, describe, rotate, enable, disable and delete keys.
     Key(keys::KeyArgs),
+    /// Name keys: an alias (alias/NAME) works wherever a command takes a key.
+    Alias(aliases::AliasArgs),
     /// Encrypt up to 6144 bytes with a symmetric key (AES-GCM, SM4).
     Encrypt(crypto::EncryptArgs),
     /// Decrypt what 'ehsm encrypt' (or 'ehsm datakey') produced.
     Decrypt(crypto::DecryptArgs),
+    /// Decrypt and encrypt again under another key, or the same key's newest version, inside
+    /// the server.
+    Reencrypt(crypto::ReencryptArgs),
     /// Sign a message (or its digest) with an RSA, EC or SM2 key.
     Sign(crypto::SignArgs),
     /// Check a signature; prints valid or invalid, exit code 0 if valid, 1 if invalid.
@@ -107,8 +113,10 @@ async fn dispatch(command: Command) -> Result<ExitCode, String> {
     let (conn, need) = match &command {
         Command::Enroll(a) => (&a.conn, Need::Nothing),
         Command::Key(a) => (&a.conn, Need::Credentials),
+        Command::Alias(a) => (&a.conn, Need::Credentials),
         Command::Encrypt(a) => (&a.conn, Need::Credentials),
         Command::Decrypt(a) => (&a.conn, Need::Credentials),
+        Command::Reencrypt(a) => (&a.conn, Need::Credentials),
         Command::Sign(a) => (&a.m.conn, Need::Credentials),
         Command::Verify(a) => (&a.m.conn, Need::Credentials),
         Command::Datakey(a) => (&a.conn, Need::Credentials),
@@ -121,8 +129,10 @@ async fn dispatch(command: Command) -> Result<ExitCode, String> {
     let result = match &command {
         Command::Enroll(a) => enroll::run(&session, a).await,
         Command::Key(a) => keys::run(&session, a).await,
+        Command::Alias(a) => aliases::run(&session, a).await,
         Command::Encrypt(a) => crypto::encrypt(&session, a).await,
         Command::Decrypt(a) => crypto::decrypt(&session, a).await,
+        Command::Reencrypt(a) => crypto::reencrypt(&session, a).await,
         Command::Sign(a) => crypto::sign(&session, a).await,
         Command::Verify(a) => crypto::verify(&session, a).await,
         Command::Datakey(a) => crypto::datakey(&session, a).await,
