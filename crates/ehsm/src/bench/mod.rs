@@ -105,6 +105,12 @@ pub(crate) struct Args {
     /// Plaintext bytes for encrypt and decrypt, message bytes for sign-* (1 to 6144)
     #[arg(long, default_value_t = 1024, value_parser = clap::value_parser!(u32).range(1..=6144))]
     size: u32,
+
+    /// Versions of each key the actions use (1 to 100): the keys are rotated to this many
+    /// versions after decrypt's ciphertext was made, so that decrypt reads version 1 of a key
+    /// whose primary is the last, and the other actions use the last
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=100))]
+    key_versions: u32,
 }
 
 /// A benchmarked action.
@@ -299,7 +305,7 @@ pub(crate) async fn run(s: &Session, args: &Args) -> CmdResult {
         .timeout(REQUEST_TIMEOUT)
         .build()?;
     let mut keys = Keys::default();
-    let prepared = prepare(&setup, &credentials, &actions, args.size, &mut keys).await;
+    let prepared = prepare(&setup, &credentials, &actions, args, &mut keys).await;
     let result = match prepared {
         Ok(work) => measure_all(s, args, &setup, work).await,
         Err(e) => Err(e),
@@ -356,7 +362,8 @@ async fn measure_all(
         });
     }
     let header = format!(
-        "ehsm bench: {} ({}), {} connections, {} per action after {} warm-up, --size {}\n\n",
+        "ehsm bench: {} ({}), {} connections, {} per action after {} warm-up, --size {}, \
+         --key-versions {}\n\n",
         s.url,
         match s.trust {
             crate::cli::conn::Trust::Insecure => "TLS unverified",
@@ -366,7 +373,8 @@ async fn measure_all(
         args.connections,
         human(args.duration),
         human(args.warmup),
-        args.size
+        args.size,
+        args.key_versions
     );
     output::stdout(format!("{header}{}", report(&outcomes)).as_bytes())?;
     let failed: u64 = outcomes.iter().map(|o| o.stats.error_count()).sum();
@@ -410,14 +418,15 @@ impl Keys {
     }
 }
 
+/// Each action's request, with the keys it needs made (and rotated to `--key-versions`).
 async fn prepare(
     c: &Client,
     credentials: &Credentials,
     actions: &[Action],
-    size: u32,
+    args: &Args,
     keys: &mut Keys,
 ) -> Result<Vec<(Action, Arc<Work>)>, Failure> {
-    let mut message = vec![0u8; size as usize];
+    let mut message = vec![0u8; args.size as usize];
     // Any bytes do; these differ per byte so that nothing compresses or caches them.
     for (i, b) in message.iter_mut().enumerate() {
         *b = (i as u8).wrapping_mul(151).wrapping_add(7);
@@ -427,6 +436,12 @@ async fn prepare(
         let payload = payload(c, action, &message, keys).await?;
         let work = Work::new(c, credentials, action.wire(), payload)?;
         out.push((action, Arc::new(work)));
+    }
+    // After the payloads: decrypt's ciphertext is version 1's.
+    for keyid in keys.created() {
+        for _ in 1..args.key_versions {
+            c.rotate_key(&keyid).await?;
+        }
     }
     Ok(out)
 }
