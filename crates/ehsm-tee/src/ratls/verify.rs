@@ -131,41 +131,50 @@ impl Verifier {
             });
         }
         let expected = report_data_for(&spki_der);
-        let evidence = match evidence {
-            Carried::Quote(quote) => {
-                // The unverified report data first, so that a copied quote is reported as such
-                // rather than as whatever its collateral says.
-                let quoted =
-                    evidence::report_data(&quote).map_err(RatlsError::MalformedEvidence)?;
-                if quoted != expected {
-                    return Err(RatlsError::NotBound);
-                }
-                let (evidence, report_data) = self.appraise_quote(&quote, now)?;
-                if report_data != expected {
-                    return Err(RatlsError::NotBound);
-                }
-                evidence
-            }
-            Carried::Simulated(bytes) => {
-                let sim = sim::parse_evidence(&bytes)
-                    .map_err(|e| RatlsError::MalformedEvidence(e.to_string()))?;
-                if sim.report_data != expected {
-                    return Err(RatlsError::NotBound);
-                }
-                self.policy
-                    .check_simulated(&sim.measurement)
-                    .map_err(RatlsError::from_policy)?;
-                PeerEvidence::Simulated {
-                    measurement: sim.measurement,
-                }
-            }
-        };
+        let evidence = self.verify_carried(&evidence, &expected, now)?;
         let mut key_sha256 = [0u8; 32];
         key_sha256.copy_from_slice(&expected[..32]);
         Ok(PeerIdentity {
             key_sha256,
             evidence,
         })
+    }
+
+    /// The evidence's binding to `expected`, then the evidence itself and the policy.
+    fn verify_carried(
+        &self,
+        carried: &Carried,
+        expected: &[u8; 64],
+        now: SystemTime,
+    ) -> Result<PeerEvidence, RatlsError> {
+        match carried {
+            Carried::Quote(quote) => {
+                // The unverified report data first, so that a copied quote is reported as such
+                // rather than as whatever its collateral says.
+                let quoted = evidence::report_data(quote).map_err(RatlsError::MalformedEvidence)?;
+                if quoted != *expected {
+                    return Err(RatlsError::NotBound);
+                }
+                let (evidence, report_data) = self.appraise_quote(quote, now)?;
+                if report_data != *expected {
+                    return Err(RatlsError::NotBound);
+                }
+                Ok(evidence)
+            }
+            Carried::Simulated(bytes) => {
+                let sim = sim::parse_evidence(bytes)
+                    .map_err(|e| RatlsError::MalformedEvidence(e.to_string()))?;
+                if sim.report_data != *expected {
+                    return Err(RatlsError::NotBound);
+                }
+                self.policy
+                    .check_simulated(&sim.measurement)
+                    .map_err(RatlsError::from_policy)?;
+                Ok(PeerEvidence::Simulated {
+                    measurement: sim.measurement,
+                })
+            }
+        }
     }
 
     /// After a handshake: who the peer is, from the certificates the connection reports
