@@ -9,6 +9,12 @@
 //! Implementations: [`sim::SimPlatform`] (no security: development and CI),
 //! [`sgx::SgxPlatform`] (Gramine's `/dev/attestation`) and [`tdx::TdxPlatform`] (Linux
 //! configfs-tsm). [`evidence`] reads the quote layouts they produce.
+//!
+//! Verifying someone else's evidence: [`ratls`] for peers that present it in their TLS
+//! certificate (ehsm processes among themselves), and [`server_evidence`] for a KMS that shows a
+//! client, before it enrolls, that its TLS session ends in the attested TEE (the report data
+//! binds the client's challenge and the server's TLS key; the client checks it with
+//! [`ratls::Verifier::verify_evidence`]).
 #![forbid(unsafe_code)]
 
 pub mod dcap;
@@ -17,6 +23,7 @@ pub mod files;
 pub mod pccs;
 pub mod policy;
 pub mod ratls;
+pub mod server_evidence;
 pub mod sgx;
 pub mod sim;
 pub mod tdx;

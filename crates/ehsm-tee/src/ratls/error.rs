@@ -1,7 +1,8 @@
-//! Why a certificate was not issued or a peer was refused.
+//! Why a certificate was not issued or a peer (its certificate or its evidence) was refused.
 
 use core::fmt;
 
+use crate::PlatformKind;
 use crate::dcap;
 use crate::policy::PolicyError;
 
@@ -33,9 +34,18 @@ pub enum RatlsError {
     NoEvidence,
     /// The evidence extension or the evidence in it does not parse.
     MalformedEvidence(String),
-    /// The evidence's report data is not the hash of the certificate's public key: the evidence
-    /// was made for another key (copied from another certificate).
+    /// The evidence's report data is not the binding the verifier expects (for an RA-TLS
+    /// certificate, the hash of its public key; for server evidence, the client's challenge and
+    /// the key of its TLS connection): it was made for another key or another challenge.
     NotBound,
+    /// The evidence says it is of one platform kind but its bytes are of another (simulated
+    /// evidence labelled SGX, a TDX quote labelled SGX, ...).
+    KindMismatch {
+        /// The kind the evidence is labelled with.
+        labelled: PlatformKind,
+        /// The kind its bytes are.
+        found: PlatformKind,
+    },
     /// No collateral could be found for the quote.
     Collateral(String),
     /// The collateral is expired or not yet valid: fetch fresh collateral (or fix the clock).
@@ -101,8 +111,16 @@ impl fmt::Display for RatlsError {
                 write!(f, "RA-TLS: the peer's evidence is malformed: {reason}")
             }
             RatlsError::NotBound => f.write_str(
-                "RA-TLS: the peer's evidence is not bound to the key: its report data is not \
-                 SHA-256 of the certificate's public key",
+                "RA-TLS: the peer's evidence is not bound to the key (and challenge) being \
+                 verified: its report data was made for another public key or another \
+                 challenge, so it was copied or replayed, or the TLS session does not end where \
+                 the evidence was made",
+            ),
+            RatlsError::KindMismatch { labelled, found } => write!(
+                f,
+                "RA-TLS: the peer's evidence is labelled {labelled} but is {}: the peer is \
+                 misconfigured or the evidence was altered on the way",
+                describe(*found)
             ),
             RatlsError::Collateral(reason) => {
                 write!(f, "RA-TLS: no collateral for the peer's quote: {reason}")
@@ -115,6 +133,15 @@ impl fmt::Display for RatlsError {
             ),
             RatlsError::PolicyRefused(e) => write!(f, "RA-TLS: policy refused: {e}"),
         }
+    }
+}
+
+/// What evidence of `kind` is, in words.
+fn describe(kind: PlatformKind) -> &'static str {
+    match kind {
+        PlatformKind::Sim => "simulated evidence",
+        PlatformKind::Sgx => "an SGX quote",
+        PlatformKind::Tdx => "a TDX quote",
     }
 }
 

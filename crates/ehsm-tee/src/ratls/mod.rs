@@ -18,6 +18,9 @@
 //! the identity it measures. The TLS handshake then proves that the peer holds the certificate's
 //! private key, so the peer is the attested code.
 //!
+//! The same checks, without the certificate, verify evidence a peer sends on its own
+//! ([`Verifier::verify_evidence`]), e.g. a KMS's [server evidence](crate::server_evidence).
+//!
 //! **TLS** ([`server_config`], [`client_config`]): TLS 1.3 only, mutual authentication with a
 //! mandatory client certificate, the aws-lc-rs provider. No CA and no server name is checked:
 //! the peer's identity is its measurement, which [`Verifier::verify_peer`] returns after the

@@ -1,4 +1,5 @@
-//! Deciding whether a peer's RA-TLS certificate is acceptable, and who the peer is.
+//! Deciding whether a peer's RA-TLS certificate, or evidence it sent on its own, is acceptable,
+//! and who the peer is.
 
 use core::fmt;
 use std::sync::Arc;
@@ -15,6 +16,7 @@ use crate::dcap::{self, Identity, Status};
 use crate::evidence;
 use crate::policy::Policy;
 use crate::sim;
+use crate::{Evidence, PlatformKind};
 
 /// Who a verified peer is: the hash of its certificate key and what its evidence measured.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -140,7 +142,21 @@ impl Verifier {
         })
     }
 
-    /// The evidence's binding to `expected`, then the evidence itself and the policy.
+    /// Verifies evidence as a platform produced it (not carried in a certificate), e.g. a
+    /// server's answer to a client's challenge (see [`crate::server_evidence`]): its report data
+    /// must be `expected_report_data`, it must verify (a DCAP quote against its collateral;
+    /// simulated evidence only parses), and the policy must accept what it measures. Its `kind`
+    /// must match its bytes: a mismatch is refused, not guessed around.
+    pub fn verify_evidence(
+        &self,
+        evidence: &Evidence,
+        expected_report_data: &[u8; 64],
+    ) -> Result<PeerEvidence, RatlsError> {
+        self.verify_carried(&carried(evidence)?, expected_report_data, self.now())
+    }
+
+    /// The one path for evidence, carried in a certificate or not: the binding to
+    /// `expected`, then the evidence itself and the policy.
     fn verify_carried(
         &self,
         carried: &Carried,
@@ -213,6 +229,40 @@ impl Verifier {
             report_data,
         ))
     }
+}
+
+/// Evidence as a certificate would carry it, once its bytes are shown to be of the kind it says.
+/// The kind decides which verification runs, so evidence whose kind and bytes disagree is
+/// refused: it comes from a confused or tampered peer, and either reading of it would be a guess.
+fn carried(evidence: &Evidence) -> Result<Carried, RatlsError> {
+    let bytes = &evidence.bytes;
+    let reads_as = |kind| match kind {
+        PlatformKind::Sim => sim::parse_evidence(bytes)
+            .map(drop)
+            .map_err(|e| e.to_string()),
+        PlatformKind::Sgx => evidence::sgx_report_body(bytes)
+            .map(drop)
+            .map_err(str::to_owned),
+        PlatformKind::Tdx => evidence::td_report_body(bytes)
+            .map(drop)
+            .map_err(str::to_owned),
+    };
+    if let Err(reason) = reads_as(evidence.kind) {
+        let found = [PlatformKind::Sim, PlatformKind::Sgx, PlatformKind::Tdx]
+            .into_iter()
+            .find(|&kind| reads_as(kind).is_ok());
+        return Err(match found {
+            Some(found) => RatlsError::KindMismatch {
+                labelled: evidence.kind,
+                found,
+            },
+            None => RatlsError::MalformedEvidence(format!("labelled {}: {reason}", evidence.kind)),
+        });
+    }
+    Ok(match evidence.kind {
+        PlatformKind::Sim => Carried::Simulated(bytes.clone()),
+        PlatformKind::Sgx | PlatformKind::Tdx => Carried::Quote(bytes.clone()),
+    })
 }
 
 #[cfg(test)]
