@@ -31,6 +31,8 @@ use core::fmt;
 
 use aws_lc_rs::digest;
 
+use crate::ratls::RatlsError;
+
 /// The domain-separation label at the start of the hashed input (see the module documentation).
 /// The trailing NUL ends it, so no label can be a prefix of another.
 pub const SERVER_EVIDENCE_LABEL: &[u8] = b"ehsm server evidence v1\0";
@@ -99,6 +101,19 @@ pub fn server_report_data(challenge: &Challenge, spki_der: &[u8]) -> [u8; 64] {
     report_data[..32].copy_from_slice(ctx.finish().as_ref());
     report_data[32..].copy_from_slice(digest::digest(&digest::SHA256, spki_der).as_ref());
     report_data
+}
+
+/// The DER `SubjectPublicKeyInfo` of an X.509 certificate (DER): what [`server_report_data`]
+/// binds. The server takes it from the certificate it serves, the client from the certificate
+/// its connection received; neither trusts the certificate for anything else here.
+pub fn certificate_spki(cert_der: &[u8]) -> Result<Vec<u8>, RatlsError> {
+    use x509_cert::der::{Decode as _, Encode as _};
+    let malformed = |e: x509_cert::der::Error| RatlsError::MalformedCertificate(e.to_string());
+    let cert = x509_cert::Certificate::from_der(cert_der).map_err(malformed)?;
+    cert.tbs_certificate()
+        .subject_public_key_info()
+        .to_der()
+        .map_err(malformed)
 }
 
 #[cfg(test)]
@@ -183,6 +198,28 @@ mod tests {
         assert_ne!(server[32..], [0; 32]);
         // The two put the key's hash in different halves.
         assert_eq!(server[32..], ratls[..32]);
+    }
+
+    #[test]
+    fn certificate_spki_is_the_certified_key() {
+        use rcgen::PublicKeyData as _;
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = rcgen::CertificateParams::new(vec!["localhost".into()])
+            .unwrap()
+            .self_signed(&key)
+            .unwrap();
+        assert_eq!(
+            certificate_spki(cert.der()).unwrap(),
+            key.subject_public_key_info()
+        );
+        for bad in [
+            &b""[..],
+            b"not a certificate",
+            &cert.der()[..cert.der().len() - 1],
+        ] {
+            let err = certificate_spki(bad).unwrap_err();
+            assert!(matches!(err, RatlsError::MalformedCertificate(_)), "{err}");
+        }
     }
 
     #[test]
