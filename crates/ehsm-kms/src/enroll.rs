@@ -11,6 +11,10 @@
 //! At most [`TRACKED`] addresses are remembered; buckets that have refilled are forgotten
 //! first (they are the same as new ones), and while every remembered address is still
 //! enrolling, a new address waits until one refills.
+//!
+//! The other unauthenticated action that costs the server something, GetServerEvidence (a
+//! quote from the platform's quoting enclave on SGX), is limited at the same rate, in buckets
+//! of its own (see [`EnrollPolicy::admit`]).
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv6Addr};
@@ -52,41 +56,60 @@ const TRACKED: usize = 10_000;
 pub(crate) struct EnrollPolicy {
     mode: EnrollMode,
     token_sha256: Option<Vec<u8>>,
-    /// `None`: unlimited.
+    /// GET Enroll's buckets; `None`: unlimited.
     limit: Option<RateLimit>,
+    /// POST GetServerEvidence's buckets, at the same rate; `None`: unlimited.
+    evidence_limit: Option<RateLimit>,
 }
 
 impl EnrollPolicy {
-    /// `per_second` enrollments per client address, 0 for no limit.
+    /// `per_second` enrollments (and as many evidence requests) per client address, 0 for no
+    /// limit.
     pub(crate) fn new(mode: EnrollMode, token_sha256: Option<Vec<u8>>, per_second: u32) -> Self {
+        let limit = || (per_second > 0).then(|| RateLimit::new(f64::from(per_second)));
         Self {
             mode,
             token_sha256,
-            limit: (per_second > 0).then(|| RateLimit::new(f64::from(per_second))),
+            limit: limit(),
+            evidence_limit: limit(),
         }
     }
 
-    /// The rate limit, for a GET Enroll from `peer` (`None`: unknown, all such share a bucket).
-    /// Checked before [`enroll`], so that every refused attempt counts, a wrong token too.
+    /// The rate limit, for a GET Enroll or a POST GetServerEvidence from `peer` (`None`:
+    /// unknown, all such share a bucket). Checked before the action runs, so that every refused
+    /// attempt counts, a wrong token or a malformed challenge too.
+    ///
+    /// The two actions have buckets of their own, at the one configured rate: an attested
+    /// enrollment (evidence, then Enroll) gets a whole burst of each, and clients that only
+    /// enroll, upstream's among them, see exactly the limit they saw before evidence existed,
+    /// however often their neighbours behind the same address check the server (health checks
+    /// of `ehsm attest server` included). Each bucket still bounds what one address can make
+    /// the server do.
     pub(crate) fn admit(
         &self,
         method: &Method,
         action: Option<Action>,
         peer: Option<IpAddr>,
     ) -> Result<(), ApiError> {
-        let Some(limit) = &self.limit else {
+        let (limit, refusal) = match (action, method) {
+            // A disabled Enroll costs nothing to refuse.
+            (Some(Action::Enroll), &Method::GET) if self.mode != EnrollMode::Off => {
+                (&self.limit, "Too many enrollments; try again in a moment.")
+            }
+            (Some(Action::GetServerEvidence), &Method::POST) => (
+                &self.evidence_limit,
+                "Too many evidence requests; try again in a moment.",
+            ),
+            _ => return Ok(()),
+        };
+        let Some(limit) = limit else {
             return Ok(());
         };
-        if action != Some(Action::Enroll) || method != Method::GET || self.mode == EnrollMode::Off {
-            return Ok(());
-        }
         let client = peer.map_or(IpAddr::V6(Ipv6Addr::UNSPECIFIED), client_of);
         if limit.take(client, Instant::now()) {
             Ok(())
         } else {
-            Err(ApiError::bad_request(
-                "Too many enrollments; try again in a moment.",
-            ))
+            Err(ApiError::bad_request(refusal))
         }
     }
 
@@ -306,6 +329,62 @@ mod tests {
             assert!(
                 unlimited
                     .admit(&Method::GET, Some(Action::Enroll), peer)
+                    .is_ok()
+            );
+        }
+    }
+
+    #[test]
+    fn server_evidence_is_counted_on_post_in_buckets_of_its_own() {
+        const ENROLLMENTS: &str = "Too many enrollments; try again in a moment.";
+        const EVIDENCE: &str = "Too many evidence requests; try again in a moment.";
+        let refusal = |r: Result<(), ApiError>| r.err().map(|e| (e.code, e.message));
+        let limited = EnrollPolicy::new(EnrollMode::Open, None, 1);
+        let peer = Some(ip("192.0.2.1"));
+        // GET is not served (404) and costs nothing: not counted.
+        for _ in 0..100 {
+            assert!(
+                limited
+                    .admit(&Method::GET, Some(Action::GetServerEvidence), peer)
+                    .is_ok()
+            );
+        }
+        let evidence = || limited.admit(&Method::POST, Some(Action::GetServerEvidence), peer);
+        for _ in 0..4 {
+            assert_eq!(refusal(evidence()), None, "a burst of 4 at 1 a second");
+        }
+        assert_eq!(refusal(evidence()), Some((400, EVIDENCE.into())));
+        // Enroll's bucket is untouched: its whole burst, then its own message.
+        let enroll = || limited.admit(&Method::GET, Some(Action::Enroll), peer);
+        for _ in 0..4 {
+            assert_eq!(refusal(enroll()), None);
+        }
+        assert_eq!(refusal(enroll()), Some((400, ENROLLMENTS.into())));
+        // Another address has its own evidence bucket.
+        assert!(
+            limited
+                .admit(
+                    &Method::POST,
+                    Some(Action::GetServerEvidence),
+                    Some(ip("192.0.2.2"))
+                )
+                .is_ok()
+        );
+        // Evidence is served, and limited, whoever may enroll.
+        let enroll_off = EnrollPolicy::new(EnrollMode::Off, None, 1);
+        let refused = (0..10)
+            .filter(|_| {
+                enroll_off
+                    .admit(&Method::POST, Some(Action::GetServerEvidence), peer)
+                    .is_err()
+            })
+            .count();
+        assert_eq!(refused, 6);
+        let unlimited = EnrollPolicy::new(EnrollMode::Open, None, 0);
+        for _ in 0..1000 {
+            assert!(
+                unlimited
+                    .admit(&Method::POST, Some(Action::GetServerEvidence), peer)
                     .is_ok()
             );
         }

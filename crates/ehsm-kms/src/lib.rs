@@ -17,6 +17,7 @@ mod params;
 mod replay;
 mod reply;
 pub mod server;
+mod server_evidence;
 mod state;
 mod tls;
 mod validate;
@@ -93,7 +94,8 @@ async fn ehsm(State(state): State<AppState>, request: Request) -> Response {
     } else {
         None
     };
-    // Enroll's rate limit is per client address, which only the connection knows.
+    // Enroll's and GetServerEvidence's rate limits are per client address, which only the
+    // connection knows.
     let peer = parts.extensions.get::<ConnectInfo<std::net::SocketAddr>>();
     let result = match state.enroll.admit(method, action, peer.map(|c| c.0.ip())) {
         Ok(()) => handle(&state, method, action, headers, &body).await,
@@ -129,11 +131,15 @@ async fn handle(
     headers: &HeaderMap,
     body: &[u8],
 ) -> ApiResult {
-    // 0. Enroll and GetVersion skip every check; they exist only as GET.
+    // 0. Enroll and GetVersion skip every check; they exist only as GET. GetServerEvidence
+    //    (ehsm) exists only as POST, and its body is its one field, not an envelope.
     if let Some(a) = action.filter(|a| a.is_unauthenticated()) {
         return match (a, method) {
             (Action::GetVersion, &Method::GET) => Ok(version()),
             (Action::Enroll, &Method::GET) => enroll::enroll(state, headers).await,
+            (Action::GetServerEvidence, &Method::POST) => {
+                server_evidence::server_evidence(state, &parse_body(headers, body)?).await
+            }
             _ => Err(ApiError::not_found()),
         };
     }

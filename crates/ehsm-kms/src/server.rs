@@ -179,6 +179,7 @@ pub async fn run(
     };
     let Service {
         state,
+        tls,
         fingerprint,
         opened,
         enroll,
@@ -209,22 +210,6 @@ pub async fn run(
         .await
         .context("listening for other nodes' record changes")?
         .map(|rx| tokio::spawn(apply_invalidations(state.clone(), rx)));
-
-    // TLS is set up before the "listening" line, so that a client reading that line finds the
-    // certificate in place.
-    let tls = if config.http {
-        None
-    } else {
-        let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
-        let (cert, key) = crate::tls::files(
-            &config.data_dir,
-            config.tls_cert.as_deref(),
-            config.tls_key.as_deref(),
-        )?;
-        Some(tokio_rustls::TlsAcceptor::from(crate::tls::server_config(
-            &cert, &key,
-        )?))
-    };
 
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
@@ -289,6 +274,8 @@ fn warn_plain_http(addr: SocketAddr) {
 /// Everything `run` serves from, opened.
 pub(crate) struct Service {
     pub(crate) state: AppState,
+    /// The TLS acceptor; `None` under `--http`.
+    tls: Option<tokio_rustls::TlsAcceptor>,
     fingerprint: String,
     /// How this node got its domain keys: created, unsealed or received (from a dkeycache).
     opened: &'static str,
@@ -393,6 +380,24 @@ pub(crate) async fn open(config: &Config) -> anyhow::Result<Service> {
             .0,
         store.replay_entries_since(now_ms() - KEEP_MS).await?,
     );
+    // TLS is set up before the state, which holds the served certificate's key for
+    // GetServerEvidence, and so before the "listening" line: a client reading that line finds
+    // the certificate in place.
+    let (tls, served_spki) = if config.http {
+        (None, None)
+    } else {
+        let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+        let (cert, key) = crate::tls::files(
+            &config.data_dir,
+            config.tls_cert.as_deref(),
+            config.tls_key.as_deref(),
+        )?;
+        let (server_config, spki) = crate::tls::server_config(&cert, &key)?;
+        (
+            Some(tokio_rustls::TlsAcceptor::from(server_config)),
+            Some(spki),
+        )
+    };
     let state = AppState(Arc::new(Inner {
         core: Arc::new(core),
         store: store.clone(),
@@ -414,9 +419,11 @@ pub(crate) async fn open(config: &Config) -> anyhow::Result<Service> {
         ),
         attestation,
         require_signed_action: config.require_signed_action,
+        served_spki,
     }));
     Ok(Service {
         state,
+        tls,
         fingerprint,
         opened,
         enroll,

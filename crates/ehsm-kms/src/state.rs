@@ -39,6 +39,10 @@ pub(crate) struct Inner {
     pub(crate) attestation: Attestation,
     /// Whether every request must carry the signed `action` (`--require-signed-action`).
     pub(crate) require_signed_action: bool,
+    /// The DER `SubjectPublicKeyInfo` of the TLS certificate this server serves, which
+    /// GetServerEvidence binds; `None` under `--http` (no TLS key to bind). Set before the
+    /// state exists, so no request of a TLS server ever sees it missing.
+    pub(crate) served_spki: Option<Arc<[u8]>>,
 }
 
 /// What the quote actions (GenerateQuote, VerifyQuote) work with.

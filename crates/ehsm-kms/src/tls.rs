@@ -34,8 +34,13 @@ pub(crate) fn files(
 }
 
 /// The server's TLS configuration: TLS 1.2 and 1.3 with AWS-LC's default suites (AEAD only:
-/// AES-GCM and ChaCha20-Poly1305), no client certificates, ALPN `h2` then `http/1.1`.
-pub(crate) fn server_config(cert: &Path, key: &Path) -> anyhow::Result<Arc<ServerConfig>> {
+/// AES-GCM and ChaCha20-Poly1305), no client certificates, ALPN `h2` then `http/1.1`. With it,
+/// the DER `SubjectPublicKeyInfo` of the leaf certificate it serves (the chain's first), which
+/// GetServerEvidence binds: taken from the very chain rustls serves, so the two cannot differ.
+pub(crate) fn server_config(
+    cert: &Path,
+    key: &Path,
+) -> anyhow::Result<(Arc<ServerConfig>, Arc<[u8]>)> {
     let loading = || {
         format!(
             "loading the TLS certificate {} and key {}",
@@ -46,6 +51,11 @@ pub(crate) fn server_config(cert: &Path, key: &Path) -> anyhow::Result<Arc<Serve
     let chain = CertificateDer::pem_file_iter(cert)
         .and_then(Iterator::collect::<Result<Vec<_>, _>>)
         .with_context(loading)?;
+    let leaf = chain
+        .first()
+        .context("the file holds no certificate")
+        .with_context(loading)?;
+    let spki = ehsm_tee::server_evidence::certificate_spki(leaf).with_context(loading)?;
     let key = PrivateKeyDer::from_pem_file(key).with_context(loading)?;
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
     let mut config = ServerConfig::builder_with_provider(provider)
@@ -53,7 +63,7 @@ pub(crate) fn server_config(cert: &Path, key: &Path) -> anyhow::Result<Arc<Serve
         .and_then(|b| b.with_no_client_auth().with_single_cert(chain, key))
         .with_context(loading)?;
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-    Ok(Arc::new(config))
+    Ok((Arc::new(config), spki.into()))
 }
 
 fn generate(cert_path: &Path, key_path: &Path) -> anyhow::Result<()> {

@@ -75,6 +75,10 @@ enum Kind {
     },
     /// As `Str`, then upstream's `is_base64`.
     Base64 { min: usize, max: usize },
+    /// ehsm extension: base64 of `min..=max` bytes. Checked as a `Base64` of the encoded
+    /// lengths (so the messages and their order are upstream's), then the count of bytes,
+    /// which an encoded length gives only to within two.
+    Base64Bytes { min: usize, max: usize },
     /// `Number.isInteger`, the digits regex, then `≤ max`, then `≥ min`.
     Int { min: Option<i64>, max: Option<i64> },
     /// One of an enum's wire names.
@@ -160,6 +164,20 @@ impl Kind {
                     Ok(())
                 } else {
                     Err(Fault::NotBase64)
+                }
+            }
+            Kind::Base64Bytes { min, max } => {
+                let encoded = |bytes: usize| bytes.div_ceil(3) * 4;
+                Kind::Base64 {
+                    min: encoded(min),
+                    max: encoded(max),
+                }
+                .check(value)?;
+                let s = value.as_str().unwrap_or_default();
+                if (min..=max).contains(&base64_decoded_len(s)) {
+                    Ok(())
+                } else {
+                    Err(Fault::Length)
                 }
             }
             Kind::Int { min, max } => {
@@ -259,6 +277,12 @@ fn is_base64(s: &str) -> bool {
             .as_bytes()
             .chunks(64)
             .all(|c| c.iter().fold(true, |ok, &b| ok & alphabet(b)))
+}
+
+/// How many bytes `s`, which [`is_base64`] accepts, decodes to.
+fn base64_decoded_len(s: &str) -> usize {
+    let padding = s.len() - s.trim_end_matches('=').len();
+    (s.len() / 4 * 3).saturating_sub(padding)
 }
 
 /// Upstream's keyid regex `^[a-z\d]{8}-[a-z\d]{4}-[a-z\d]{4}-[a-z\d]{4}-[a-z\d]{12}$`: the shape
@@ -501,6 +525,15 @@ const UPLOAD_QUOTE_POLICY: &[Field] = &[
     required("mr_signer", string(64, 64)),
 ];
 const GET_QUOTE_POLICY: &[Field] = &[required("policyId", KEYID_KIND)];
+/// ehsm extension, unauthenticated: the whole body is this one field, the bytes a
+/// `ehsm_tee::server_evidence::Challenge` takes.
+const GET_SERVER_EVIDENCE: &[Field] = &[required(
+    "challenge",
+    Kind::Base64Bytes {
+        min: ehsm_tee::server_evidence::CHALLENGE_MIN,
+        max: ehsm_tee::server_evidence::CHALLENGE_MAX,
+    },
+)];
 const CREATE_SECRET: &[Field] = &[
     SECRET_NAME,
     SECRET_DATA,
@@ -587,6 +620,7 @@ fn fields(action: Action) -> &'static [Field] {
         Action::VerifyQuote => VERIFY_QUOTE,
         Action::UploadQuotePolicy => UPLOAD_QUOTE_POLICY,
         Action::GetQuotePolicy => GET_QUOTE_POLICY,
+        Action::GetServerEvidence => GET_SERVER_EVIDENCE,
         Action::CreateSecret => CREATE_SECRET,
         Action::UpdateSecretDesc => UPDATE_SECRET_DESC,
         Action::PutSecretValue => PUT_SECRET_VALUE,
@@ -648,6 +682,11 @@ mod tests {
         payload
     }
 
+    fn b64(bytes: &[u8]) -> String {
+        use base64::Engine as _;
+        base64::engine::general_purpose::STANDARD.encode(bytes)
+    }
+
     fn invalid(key: &str, what: &str) -> Result<(), String> {
         Err(format!("Parameter invalid, The {key} {what}"))
     }
@@ -707,6 +746,7 @@ mod tests {
             }
             Action::UploadQuotePolicy => json!({"mr_enclave": HEX64, "mr_signer": HEX64}),
             Action::GetQuotePolicy => json!({"policyId": KID}),
+            Action::GetServerEvidence => json!({"challenge": b64(&[7; 32])}),
             Action::CreateSecret => json!({"secretName": "name", "secretData": "data",
                 "encryptionKeyId": KID, "description": "desc", "rotationInterval": "30d"}),
             Action::UpdateSecretDesc => json!({"secretName": "name", "description": "desc"}),
@@ -753,6 +793,7 @@ mod tests {
             (Action::CreateKey, "keyspec"),
             (Action::Encrypt, "keyid"),
             (Action::GenerateQuote, "challenge"),
+            (Action::GetServerEvidence, "challenge"),
             (Action::VerifyQuote, "quote"),
             (Action::UploadQuotePolicy, "mr_enclave"),
             (Action::GetQuotePolicy, "policyId"),
@@ -1511,5 +1552,59 @@ mod tests {
         assert_eq!(mac("message", json!("")), missing("message"));
         let generate = without(valid(Action::GenerateMac), "message");
         assert_eq!(check(Action::GenerateMac, generate), missing("message"));
+    }
+
+    /// GetServerEvidence's challenge is 16 to 64 bytes. Base64 of 64 bytes and of 65 or 66 is
+    /// the same length (88 characters), so the count of bytes is checked after the encoding.
+    #[test]
+    fn validate_server_evidence_challenge() {
+        let evidence = |v: Value| check(Action::GetServerEvidence, json!({ "challenge": v }));
+        for len in [16, 17, 18, 32, 62, 63, 64] {
+            let challenge = b64(&vec![0xa5; len]);
+            assert_eq!(evidence(json!(challenge)), Ok(()), "{len} bytes");
+        }
+        for len in [1, 12, 15, 65, 66, 67, 4096] {
+            let challenge = b64(&vec![0xa5; len]);
+            assert_eq!(
+                evidence(json!(challenge)),
+                invalid("challenge", "length error."),
+                "{len} bytes"
+            );
+        }
+        assert_eq!(b64(&[0; 64]).len(), b64(&[0; 66]).len());
+        // Upstream's order: the length, then the alphabet.
+        assert_eq!(
+            evidence(json!("!".repeat(44))),
+            invalid("challenge", "not a vailed base64 string.")
+        );
+        assert_eq!(
+            evidence(json!("!".repeat(20))),
+            invalid("challenge", "length error.")
+        );
+        assert_eq!(
+            evidence(json!(b64(&[1; 32]).replace('=', ""))),
+            invalid("challenge", "not a vailed base64 string.")
+        );
+        for not_a_string in [json!(1234), json!(true), json!([b64(&[1; 32])])] {
+            assert_eq!(
+                evidence(not_a_string),
+                invalid("challenge", "must be of string type.")
+            );
+        }
+        for missing_value in [json!(null), json!("")] {
+            assert_eq!(evidence(missing_value), missing("challenge"));
+        }
+        assert_eq!(
+            check(Action::GetServerEvidence, json!({})),
+            missing("challenge")
+        );
+        // The body is the one field: an envelope's fields are refused too, not ignored.
+        for extra in ["appid", "timestamp", "sign", "payload", "nonce"] {
+            let body = with(valid(Action::GetServerEvidence), extra, json!("x"));
+            assert_eq!(
+                check(Action::GetServerEvidence, body),
+                invalid(extra, "is not a parameter of GetServerEvidence.")
+            );
+        }
     }
 }

@@ -31,6 +31,9 @@ actions! {
     GetVersion,
     /// Mint an appid and API key (GET, no authentication upstream).
     Enroll,
+    /// The platform's evidence over a client's challenge and the server's TLS key (POST, no
+    /// authentication; ehsm extension): what a client checks before it trusts the server.
+    GetServerEvidence,
     /// Create a customer master key.
     CreateKey,
     /// Symmetric encryption.
@@ -122,9 +125,14 @@ actions! {
 }
 
 impl Action {
-    /// Actions served on GET without authentication (spec §2.4 step 0).
+    /// Actions served without authentication (spec §2.4 step 0): upstream's GetVersion and
+    /// Enroll on GET, and ehsm's GetServerEvidence on POST (a client asks for it before it has
+    /// credentials, to decide whether to enroll at all).
     pub const fn is_unauthenticated(self) -> bool {
-        matches!(self, Action::GetVersion | Action::Enroll)
+        matches!(
+            self,
+            Action::GetVersion | Action::Enroll | Action::GetServerEvidence
+        )
     }
 
     /// Actions that need a `payload` in the envelope (spec §2.4 step 2). The HMAC extensions are
@@ -174,6 +182,28 @@ mod tests {
         assert_eq!(Action::from_name("createkey"), None);
         // The API doc's spelling never existed in the code (spec §7.18).
         assert_eq!(Action::from_name("DeleteALLKey"), None);
-        assert_eq!(Action::ALL.len(), 46);
+        assert_eq!(Action::ALL.len(), 47);
+    }
+
+    #[test]
+    fn unauthenticated_actions_are_the_three_without_a_payload() {
+        let open: Vec<_> = Action::ALL
+            .iter()
+            .filter(|a| a.is_unauthenticated())
+            .collect();
+        assert_eq!(
+            open,
+            [
+                &Action::GetVersion,
+                &Action::Enroll,
+                &Action::GetServerEvidence
+            ]
+        );
+        // Their bodies carry no envelope, so no envelope payload either.
+        assert!(open.iter().all(|a| !a.needs_payload()));
+        assert_eq!(
+            Action::from_name("GetServerEvidence"),
+            Some(Action::GetServerEvidence)
+        );
     }
 }

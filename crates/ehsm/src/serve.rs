@@ -71,7 +71,8 @@ pub(crate) struct Args {
     enroll: Option<EnrollMode>,
 
     /// Enrollments a second per client address (an IPv4 address or an IPv6 /64), with bursts
-    /// of four seconds' worth; 0 for no limit [default: 0 on a loopback address, 5 elsewhere].
+    /// of four seconds' worth, and as many GetServerEvidence requests, counted apart; 0 for no
+    /// limit [default: 0 on a loopback address, 5 elsewhere].
     #[arg(long, env = "EHSM_ENROLL_RATE", value_name = "N")]
     enroll_rate: Option<u32>,
 

@@ -63,7 +63,10 @@ pub(crate) async fn dispatch(
         Action::VerifyQuote => quote::verify_quote(state, req).await,
         Action::UploadQuotePolicy => quote::upload_quote_policy(state, req).await,
         Action::GetQuotePolicy => quote::get_quote_policy(state, req).await,
-        Action::GetVersion | Action::Enroll => Err(ApiError::not_found()),
+        // Unauthenticated: answered before any envelope check (`crate::handle`).
+        Action::GetVersion | Action::Enroll | Action::GetServerEvidence => {
+            Err(ApiError::not_found())
+        }
         Action::RotateKey => lifecycle::rotate_key(state, req).await,
         Action::UpdateRotationPolicy => lifecycle::update_rotation_policy(state, req).await,
         Action::ListKeyVersions => lifecycle::list_key_versions(state, req).await,
