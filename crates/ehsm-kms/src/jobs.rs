@@ -446,26 +446,7 @@ mod tests {
     const HOLDER: &str = "test-node";
 
     async fn service(dir: &std::path::Path) -> AppState {
-        let config = Config {
-            listen: "127.0.0.1:0".parse().unwrap(),
-            data_dir: dir.to_owned(),
-            tls_cert: None,
-            tls_key: None,
-            http: true,
-            connections: crate::server::ConnectionLimits::default(),
-            enroll: None,
-            enroll_rate: None,
-            database: None,
-            key_lifetime: Duration::from_secs(365 * 86_400),
-            quotas: crate::server::Quotas::default(),
-            pool: crate::server::PoolSettings::default(),
-            tee: crate::server::Tee::Sim,
-            quotes: crate::server::QuoteConfig::default(),
-            hsm: None,
-            domain: None,
-            require_signed_action: false,
-        };
-        open(&config).await.unwrap().state
+        open(&Config::for_tests(dir, true)).await.unwrap().state
     }
 
     /// The lease is one node's at a time: another node's run is skipped while it is live, and

@@ -417,6 +417,7 @@ pub(crate) async fn open(config: &Config) -> anyhow::Result<Service> {
         heavy: tokio::sync::Semaphore::new(
             std::thread::available_parallelism().map_or(2, std::num::NonZero::get),
         ),
+        evidence_turn: tokio::sync::Semaphore::new(1),
         attestation,
         require_signed_action: config.require_signed_action,
         served_spki,
@@ -802,6 +803,35 @@ fn redact(url: &str) -> String {
             format!("{base}?{}", params.join("&"))
         }
         None => url,
+    }
+}
+
+#[cfg(test)]
+impl Config {
+    /// A standalone sim node on `data_dir` with every default, for unit tests that need a
+    /// whole service (`open(&config).await`); TLS unless `http`.
+    pub(crate) fn for_tests(data_dir: &Path, http: bool) -> Self {
+        Self {
+            listen: "127.0.0.1:0"
+                .parse()
+                .unwrap_or(SocketAddr::from(([127, 0, 0, 1], 0))),
+            data_dir: data_dir.to_owned(),
+            tls_cert: None,
+            tls_key: None,
+            http,
+            connections: ConnectionLimits::default(),
+            enroll: None,
+            enroll_rate: None,
+            database: None,
+            key_lifetime: Duration::from_secs(365 * 86_400),
+            quotas: Quotas::default(),
+            pool: PoolSettings::default(),
+            tee: Tee::Sim,
+            quotes: QuoteConfig::default(),
+            hsm: None,
+            domain: None,
+            require_signed_action: false,
+        }
     }
 }
 

@@ -36,6 +36,10 @@ pub(crate) struct Inner {
     pub(crate) quotas: crate::server::Quotas,
     /// One permit per CPU for heavy core work (see `actions::heavy`).
     pub(crate) heavy: tokio::sync::Semaphore,
+    /// One permit: unauthenticated GetServerEvidence requests make evidence one at a time, so
+    /// that together they never hold more than one of the `heavy` permits (see
+    /// `server_evidence`).
+    pub(crate) evidence_turn: tokio::sync::Semaphore,
     pub(crate) attestation: Attestation,
     /// Whether every request must carry the signed `action` (`--require-signed-action`).
     pub(crate) require_signed_action: bool,
