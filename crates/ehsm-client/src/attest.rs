@@ -152,14 +152,17 @@ impl ServerEvidence {
         &self.peer_certificate
     }
 
-    /// The evidence in the answer, unverified: for fetching a quote's collateral before
-    /// [`ServerEvidence::check`] (e.g. `ehsm_tee::pccs::PccsCollateral::fetch`).
+    /// The evidence in the answer once the report data it states binds this challenge and this
+    /// connection's key, but before it is verified: for fetching a quote's collateral before
+    /// [`ServerEvidence::check`] (e.g. `ehsm_tee::pccs::PccsCollateral::fetch`), so that a
+    /// replayed or relayed answer is refused as such without asking a PCCS first.
     ///
     /// # Errors
     ///
-    /// As [`check_server_evidence`] for an answer without evidence.
+    /// As [`check_server_evidence`] for an answer without evidence or not bound.
     pub fn evidence(&self) -> Result<Evidence> {
-        answered_evidence(&self.answer)
+        bound_evidence(&self.answer, &self.challenge, &self.peer_certificate)
+            .map(|bound| bound.evidence)
     }
 
     /// [`check_server_evidence`] of this answer.
@@ -259,6 +262,7 @@ impl Client {
 fn fresh_challenge() -> Result<Challenge, AttestError> {
     let mut bytes = [0u8; CHALLENGE_LEN];
     aws_lc_rs::rand::fill(&mut bytes).map_err(|_| AttestError::Random)?;
+    // 32 is within CHALLENGE_MIN..=CHALLENGE_MAX, so this never fails.
     Challenge::new(&bytes).map_err(|_| AttestError::Random)
 }
 
@@ -283,6 +287,27 @@ pub fn check_server_evidence(
     peer_certificate: &[u8],
     verifier: &Verifier,
 ) -> Result<PeerIdentity> {
+    let bound = bound_evidence(answer, challenge, peer_certificate)?;
+    let evidence = verifier
+        .verify_evidence(&bound.evidence, &bound.expected)
+        .map_err(AttestError::Evidence)?;
+    Ok(PeerIdentity {
+        key_sha256: bound.key_sha256,
+        evidence,
+    })
+}
+
+/// Evidence whose stated report data is the binding expected, not yet verified.
+struct Bound {
+    evidence: Evidence,
+    expected: [u8; 64],
+    key_sha256: [u8; 32],
+}
+
+/// The answer's evidence, once the report data it states is `server_report_data(challenge,
+/// key of peer_certificate)`; evidence whose report data cannot be read passes on to the
+/// verification, which says how it is malformed.
+fn bound_evidence(answer: &[u8], challenge: &Challenge, peer_certificate: &[u8]) -> Result<Bound> {
     let evidence = answered_evidence(answer)?;
     let spki = certificate_spki(peer_certificate)
         .map_err(|e| AttestError::PeerCertificate(e.to_string()))?;
@@ -304,12 +329,10 @@ pub fn check_server_evidence(
         }
         .into());
     }
-    let evidence = verifier
-        .verify_evidence(&evidence, &expected)
-        .map_err(AttestError::Evidence)?;
-    Ok(PeerIdentity {
-        key_sha256,
+    Ok(Bound {
         evidence,
+        expected,
+        key_sha256,
     })
 }
 

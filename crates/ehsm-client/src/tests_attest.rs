@@ -406,6 +406,10 @@ async fn attest_checks_the_key_of_its_own_connection_and_the_pin_then_holds() {
     // The evidence a probe fetched names the challenge it sent and the certificate it got.
     let fetched = probe.server_evidence().await.unwrap();
     assert_eq!(fetched.peer_certificate(), server.cert.as_ref());
+    assert_eq!(
+        fetched.evidence().unwrap().kind,
+        ehsm_tee::PlatformKind::Sim
+    );
     assert_eq!(fetched.challenge().as_bytes().len(), 32);
     assert_ne!(
         fetched.challenge(),
@@ -427,6 +431,13 @@ async fn attest_through_a_server_relaying_anothers_evidence_is_refused() {
         .build()
         .unwrap();
     let e = attest_error(probe.attest(&verifier(ALLOW_SIM)).await);
+    assert!(matches!(e, AttestError::AnotherKey { .. }), "{e:?}");
+    // Before any verification (and any collateral fetch), the evidence is not handed out.
+    let fetched = probe.server_evidence().await.unwrap();
+    let e = match fetched.evidence() {
+        Err(Error::Attestation(e)) => e,
+        other => panic!("{other:?}"),
+    };
     assert!(matches!(e, AttestError::AnotherKey { .. }), "{e:?}");
 }
 

@@ -306,14 +306,16 @@ pub(crate) async fn attest_server(
     };
     let answer = client.server_evidence().await?;
     // The PCCS source answers from its cache only (a server fetches in the background); a
-    // one-shot command fetches the quote's collateral first.
+    // one-shot command fetches the quote's collateral first, once the answer is bound.
+    let evidence = answer.evidence()?;
     if let Some(pccs) = &pccs
-        && let Ok(evidence) = answer.evidence()
         && evidence.kind != PlatformKind::Sim
     {
         pccs.fetch(&evidence.bytes, SystemTime::now())
             .await
-            .map_err(|e| anyhow!("collateral check failed: {e}"))?;
+            .map_err(|e| {
+                anyhow!("the server's attestation failed: collateral check failed: {e}")
+            })?;
     }
     Ok(answer.check(&Verifier::new(policy, source))?)
 }

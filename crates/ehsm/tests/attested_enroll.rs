@@ -431,7 +431,9 @@ fn attest_server_prints_the_identity_and_exits_0_only_if_every_check_passes() {
     let good = good.to_str().unwrap();
     let ca = server.data_dir.join("tls-cert.pem");
     let ca = ca.to_str().unwrap();
-    for trust in [vec!["--insecure"], vec!["--ca-cert", ca]] {
+    // Simulated evidence needs no collateral: the (unreachable) PCCS is not asked.
+    let no_pccs = ["--insecure", "--pccs-url", "http://127.0.0.1:1"];
+    for trust in [vec!["--insecure"], vec!["--ca-cert", ca], no_pccs.to_vec()] {
         let mut args = vec!["attest", "server", "--url", &server.url, "--policy", good];
         args.extend(trust);
         let out = cli.run(&args);
