@@ -53,6 +53,8 @@ pub struct ClientBuilder {
     accept_invalid_certs: bool,
     ca_certificate: Option<Vec<u8>>,
     timeout: Option<Duration>,
+    #[cfg(feature = "attest")]
+    server_key: Option<[u8; 32]>,
 }
 
 impl ClientBuilder {
@@ -89,6 +91,22 @@ impl ClientBuilder {
         self
     }
 
+    /// Accepts only a server whose TLS certificate carries the key with this SHA-256 (of its
+    /// DER `SubjectPublicKeyInfo`): the `key_sha256` that [`Client::attest`] returned. Every
+    /// connection is then checked against the attested key, and a server presenting another
+    /// one is refused before anything is sent, with [`Error::ServerKeyChanged`].
+    ///
+    /// The pin **replaces** the certificate checks: the CA chain (system roots or
+    /// [`ClientBuilder::ca_certificate`]), the server name and the validity dates are not
+    /// checked, and [`ClientBuilder::danger_accept_invalid_certs`] has no effect. The handshake
+    /// signatures still are, so the server must hold the pinned key's private key. Needs an
+    /// `https://` URL.
+    #[cfg(feature = "attest")]
+    pub fn pin_server_key(mut self, sha256: [u8; 32]) -> Self {
+        self.server_key = Some(sha256);
+        self
+    }
+
     /// A limit on each whole request, from connecting to reading the answer. None by default.
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = Some(timeout);
@@ -104,8 +122,9 @@ impl ClientBuilder {
     /// # Errors
     ///
     /// [`Error::InvalidConfig`] for a URL that does not parse, is not `http`/`https`, or carries a
-    /// query or fragment, for empty credentials, and for a [`ClientBuilder::ca_certificate`]
-    /// without a valid PEM certificate; [`Error::Transport`] if the HTTP client cannot be set up.
+    /// query or fragment, for empty credentials, for a [`ClientBuilder::ca_certificate`]
+    /// without a valid PEM certificate, and for a pinned key with an `http://` URL;
+    /// [`Error::Transport`] if the HTTP client cannot be set up.
     pub fn build(self) -> Result<Client> {
         let endpoint = endpoint(&self.url)?;
         if let Some(c) = &self.credentials
@@ -115,10 +134,24 @@ impl ClientBuilder {
                 "the appid and apikey must not be empty".into(),
             ));
         }
-        let mut http =
-            reqwest::Client::builder().tls_danger_accept_invalid_certs(self.accept_invalid_certs);
+        // Every answer carries its connection's certificate, for Client::attest (a copy of a
+        // kilobyte per answer, next to the JSON it carries).
+        let mut http = reqwest::Client::builder()
+            .tls_info(cfg!(feature = "attest"))
+            .tls_danger_accept_invalid_certs(self.accept_invalid_certs);
         if let Some(pem) = &self.ca_certificate {
             http = http.tls_certs_only(ca_certificates(pem)?);
+        }
+        #[cfg(feature = "attest")]
+        if let Some(key) = self.server_key {
+            if endpoint.scheme() != "https" {
+                return Err(Error::InvalidConfig(format!(
+                    "server URL {:?}: a pinned server key needs https (plain HTTP has no key to \
+                     check)",
+                    self.url
+                )));
+            }
+            http = http.tls_backend_preconfigured(crate::pin::tls_config(key)?);
         }
         if let Some(t) = self.timeout {
             http = http.timeout(t);
@@ -176,8 +209,8 @@ pub(crate) fn endpoint(base: &str) -> Result<Url> {
 /// (spec §3.3).
 #[derive(Clone, Debug)]
 pub struct Client {
-    http: reqwest::Client,
-    endpoint: Url,
+    pub(crate) http: reqwest::Client,
+    pub(crate) endpoint: Url,
     pub(crate) credentials: Option<Arc<Credentials>>,
 }
 
@@ -190,6 +223,8 @@ impl Client {
             accept_invalid_certs: false,
             ca_certificate: None,
             timeout: None,
+            #[cfg(feature = "attest")]
+            server_key: None,
         }
     }
 

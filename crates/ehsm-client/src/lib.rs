@@ -37,21 +37,32 @@
 //!   `_versioned` variants of the asymmetric methods (e.g. [`Client::sign_versioned`]) name a
 //!   key version and return the one used, while the plain methods send exactly upstream's
 //!   payloads. Every `keyid` argument takes an alias name (`alias/NAME`) too.
+//! - **Attest, then pin.** With the default `attest` feature, `Client::attest` checks the
+//!   server's TEE evidence against a policy and binds it to the key of the TLS session it came
+//!   on; `ClientBuilder::pin_server_key` then makes every later connection accept that key
+//!   only. The feature brings `ehsm-tee` (DCAP verification; about 95 more crates); a client
+//!   that never attests can leave it out.
 //! - **Errors by fault.** [`Error::Api`] is the server saying no (with eHSM's code and message),
 //!   the other variants are the network, a malformed answer or a configuration mistake.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 mod aliases;
+#[cfg(feature = "attest")]
+mod attest;
 mod client;
 mod error;
 mod keys;
 mod lifecycle;
+#[cfg(feature = "attest")]
+mod pin;
 mod prepared;
 mod quote;
 mod secrets;
 
 pub use aliases::Alias;
+#[cfg(feature = "attest")]
+pub use attest::{AttestError, ServerEvidence, check_server_evidence};
 pub use client::{Client, ClientBuilder, Credentials, Version, check_reply};
 pub use ehsm_proto::Action;
 pub use ehsm_proto::spec::{DigestMode, KeySpec, KeyUsage, MessageType, Origin, PaddingMode};
@@ -66,3 +77,6 @@ pub use secrets::{SecretInfo, SecretOptions, SecretValue, SecretVersionInfo};
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+#[cfg(feature = "attest")]
+mod tests_attest;

@@ -1,4 +1,4 @@
-//! `ehsm attest`: attestation tools that need no server.
+//! `ehsm attest`: attestation tools.
 //!
 //! `verify` checks a DCAP quote offline against collateral the operator fetched (from a PCCS),
 //! and optionally against a key-release policy: the same check the key server makes before it
@@ -7,21 +7,30 @@
 //! `show` opens this machine's platform as `ehsm serve` does and prints its measurement and
 //! fresh evidence over given report data: what an operator pins in a policy, and a quote to try
 //! `verify` on.
+//!
+//! `server` attests a running KMS as `ehsm enroll --policy` does before it enrolls
+//! ([`attest_server`]): its evidence over a fresh challenge, bound to the TLS key of the
+//! connection, checked against a policy. For operators, scripts and health checks.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::SystemTime;
 
-use anyhow::Context as _;
+use anyhow::{Context as _, anyhow};
 use base64::Engine as _;
 use clap::Subcommand;
+use ehsm_client::Client;
 use ehsm_kms::server;
 use ehsm_tee::dcap::{self, Collateral, Identity, Status, VerifiedQuote};
+use ehsm_tee::pccs::PccsCollateral;
 use ehsm_tee::policy::Policy;
+use ehsm_tee::ratls::{self, CollateralSource, PeerEvidence, PeerIdentity, Verifier};
 use ehsm_tee::{PlatformKind, evidence, sim};
 use serde_json::{Map, Value, json};
 
-use crate::cli::output;
+use crate::cli::{Failure, Session, output};
+use crate::domain_roles::read_policy;
 use crate::platform_args::PlatformArgs;
 
 /// Quotes are a few kilobytes and collateral tens of kilobytes; anything far larger is not one.
@@ -44,6 +53,57 @@ enum Command {
     /// object. Run it where the node runs (inside the enclave on SGX) to learn the values to
     /// pin in a policy.
     Show(ShowArgs),
+    /// Attest a running ehsm server, as 'ehsm enroll --policy' does before it enrolls: ask for
+    /// its evidence over a fresh challenge, check that it binds the TLS key of this connection,
+    /// verify it and apply the policy. Prints the verified identity and the key's SHA-256 as
+    /// one JSON object.
+    #[command(
+        after_help = "Exit codes: 0 the server passed every check; 1 a check failed or the \
+                      server could not be asked (stderr says which); 2 usage error."
+    )]
+    Server(ServerArgs),
+}
+
+#[derive(clap::Args)]
+struct ServerArgs {
+    /// The server's base URL, e.g. https://kms.example:9000 (https only: plain HTTP has no key
+    /// for the evidence to bind).
+    #[arg(long, value_name = "URL")]
+    url: String,
+    /// The policy (TOML) the server's evidence must satisfy: measurements, signer, TCB
+    /// statuses, allow_simulated.
+    #[arg(long, value_name = "FILE")]
+    policy: PathBuf,
+    /// Trust this certificate for the connection (as client commands take it). Not needed for
+    /// the check itself: the binding authenticates the server's key.
+    #[arg(long, value_name = "FILE", conflicts_with = "insecure")]
+    ca_cert: Option<PathBuf>,
+    /// Skip the certificate check of the connection; the binding check still authenticates
+    /// the key.
+    #[arg(long)]
+    insecure: bool,
+    #[command(flatten)]
+    collateral: ServerCollateralArgs,
+}
+
+/// Where the collateral of a server's SGX or TDX quote comes from ('ehsm attest server',
+/// 'ehsm enroll --policy').
+#[derive(clap::Args)]
+pub(crate) struct ServerCollateralArgs {
+    /// Intel's collateral for the server's SGX or TDX quote: a QuoteCollateralV3 JSON file, or
+    /// a directory of <FMSPC>.json files. Or --pccs-url. Without either only simulated evidence
+    /// can pass, and only under allow_simulated.
+    #[arg(long, value_name = "FILE|DIR", requires = "policy")]
+    collateral: Option<PathBuf>,
+    /// A PCCS (or Intel PCS) base URL to fetch the quote's collateral from, instead of
+    /// --collateral.
+    #[arg(
+        long,
+        value_name = "URL",
+        requires = "policy",
+        conflicts_with = "collateral"
+    )]
+    pccs_url: Option<String>,
 }
 
 #[derive(clap::Args)]
@@ -110,6 +170,7 @@ pub(crate) fn run(args: Args) -> ExitCode {
     let result = match args.command {
         Command::Verify(args) => verify(&args),
         Command::Show(args) => show(&args),
+        Command::Server(args) => return crate::cli::block_on(server_check(args)),
     };
     result.unwrap_or_else(|err| {
         eprintln!("ehsm: error: {err:#}");
@@ -212,6 +273,89 @@ fn show(args: &ShowArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+async fn server_check(args: ServerArgs) -> Result<ExitCode, String> {
+    let session =
+        Session::anonymous(args.url, args.insecure, args.ca_cert).map_err(|e| format!("{e:#}"))?;
+    let identity = attest_server(&session.client, &args.policy, &args.collateral)
+        .await
+        .map_err(|f| session.explain(&f))?;
+    warn_if_simulated(&identity);
+    output::line(Value::Object(describe_peer(&identity))).map_err(|e| format!("{e:#}"))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Attests the server `client` talks to against the policy file `policy`: its evidence over a
+/// fresh challenge, bound to this connection's TLS key, verified with the collateral that
+/// `collateral` names. The refusal names the check that failed.
+pub(crate) async fn attest_server(
+    client: &Client,
+    policy: &Path,
+    collateral: &ServerCollateralArgs,
+) -> Result<PeerIdentity, Failure> {
+    let policy = read_policy(policy)?;
+    let pccs = collateral
+        .pccs_url
+        .as_deref()
+        .map(PccsCollateral::new)
+        .transpose()
+        .map_err(|e| anyhow!("--pccs-url: {e}"))?;
+    let source: Arc<dyn CollateralSource> = match &pccs {
+        Some(pccs) => Arc::new(pccs.clone()),
+        None => ratls::configured_collateral(collateral.collateral.as_deref(), None)
+            .map_err(anyhow::Error::msg)?,
+    };
+    let answer = client.server_evidence().await?;
+    // The PCCS source answers from its cache only (a server fetches in the background); a
+    // one-shot command fetches the quote's collateral first, once the answer is bound.
+    let evidence = answer.evidence()?;
+    if let Some(pccs) = &pccs
+        && evidence.kind != PlatformKind::Sim
+    {
+        pccs.fetch(&evidence.bytes, SystemTime::now())
+            .await
+            .map_err(|e| {
+                anyhow!("the server's attestation failed: collateral check failed: {e}")
+            })?;
+    }
+    Ok(answer.check(&Verifier::new(policy, source))?)
+}
+
+/// On stderr: what a simulated server's identity is worth.
+pub(crate) fn warn_if_simulated(identity: &PeerIdentity) {
+    if let PeerEvidence::Simulated { .. } = identity.evidence {
+        eprintln!(
+            "ehsm: warning: the server runs on the {SIM_WARNING}; its evidence proves nothing \
+             (the policy allows simulated evidence)"
+        );
+    }
+}
+
+/// A verified server as JSON: the fields of 'ehsm attest verify' for a quote (without
+/// `tcb_status`, which only the collateral's own wording has), the measurement for simulated
+/// evidence, and `key_sha256`, the pinned TLS key.
+pub(crate) fn describe_peer(identity: &PeerIdentity) -> Map<String, Value> {
+    let mut fields = match &identity.evidence {
+        PeerEvidence::Quote {
+            identity,
+            status,
+            advisory_ids,
+        } => describe_identity(identity, *status, advisory_ids),
+        PeerEvidence::Simulated { measurement } => [
+            ("platform", json!(PlatformKind::Sim.to_string())),
+            ("measurement", json!(hex::encode(measurement))),
+            ("warning", json!(SIM_WARNING)),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect(),
+    };
+    fields.insert(
+        "key_sha256".to_owned(),
+        json!(hex::encode(identity.key_sha256)),
+    );
+    fields
+}
+
 fn read(path: &Path) -> anyhow::Result<Vec<u8>> {
     output::read_input(Some(path), MAX_INPUT, "is it really a quote or collateral?")
 }
@@ -233,13 +377,26 @@ fn judge(policy: Option<&Policy>, verified: &VerifiedQuote) -> Result<(), String
 
 /// The verified quote as JSON fields, measurements in lowercase hex.
 fn describe(verified: &VerifiedQuote) -> Map<String, Value> {
-    let identity = verified.identity();
+    let mut fields = describe_identity(
+        verified.identity(),
+        verified.status(),
+        verified.advisory_ids(),
+    );
+    fields.insert("tcb_status".to_owned(), json!(verified.tcb_status()));
+    fields
+}
+
+/// A verified quote's identity and status as JSON fields.
+fn describe_identity(
+    identity: &Identity,
+    status: Status,
+    advisory_ids: &[String],
+) -> Map<String, Value> {
     let mut fields: Vec<(&str, Value)> = vec![
         ("platform", json!(identity.platform())),
-        ("status", json!(verified.status().name())),
-        ("status_code", json!(verified.status().as_u32())),
-        ("tcb_status", json!(verified.tcb_status())),
-        ("advisory_ids", json!(verified.advisory_ids())),
+        ("status", json!(status.name())),
+        ("status_code", json!(status.as_u32())),
+        ("advisory_ids", json!(advisory_ids)),
     ];
     match identity {
         Identity::Sgx(sgx) => fields.extend([

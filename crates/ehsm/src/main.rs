@@ -47,8 +47,8 @@ enum Command {
     /// Run the KMS: the eHSM REST API over HTTPS, on the data directory's sealed domain key and
     /// embedded SQLite database (created on first start).
     Serve(serve::Args),
-    /// Attestation tools that need no server: verify a DCAP quote against its collateral and a
-    /// key-release policy.
+    /// Attestation tools: verify a DCAP quote against its collateral and a key-release policy,
+    /// show this machine's evidence, attest a running server.
     Attest(attest::Args),
     /// Domain-key backup and recovery of a data directory (a standalone node's; with --hsm, in an
     /// HSM's custody): split the domain keys into shares encrypted to custodians, and recover

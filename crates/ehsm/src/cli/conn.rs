@@ -82,6 +82,14 @@ pub(crate) struct Profile {
     pub(crate) apikey: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) ca_cert: Option<PathBuf>,
+    /// After an attested enrollment: the SHA-256 (hex) of the server's attested TLS key, which
+    /// every later connection must present instead of passing a CA check.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) server_key_sha256: Option<String>,
+    /// After an attested enrollment: what the server's evidence measured, as 'ehsm attest
+    /// server' prints it. For the user to read; nothing checks it again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) attested: Option<serde_json::Value>,
 }
 
 /// How the server's certificate is checked.
@@ -106,6 +114,8 @@ pub(crate) struct Session {
     /// Whether the credentials came from the profile (for the hints of a refused signature).
     pub(crate) credentials_from_profile: bool,
     pub(crate) credentials: Option<Credentials>,
+    /// The profile's attested server key (SHA-256), which replaces `trust` when set.
+    pub(crate) pin: Option<[u8; 32]>,
 }
 
 impl ConnArgs {
@@ -133,48 +143,30 @@ impl ConnArgs {
             .clone()
             .or_else(|| profile.as_ref().map(|p| p.url.clone()))
             .unwrap_or_else(|| DEFAULT_URL.to_owned());
-        // The profile's certificate belongs to the profile's server.
-        let profile_ca = profile
-            .as_ref()
-            .filter(|p| p.url == url)
-            .and_then(|p| p.ca_cert.clone());
+        // The profile's certificate and pin belong to the profile's server.
+        let own_profile = profile.as_ref().filter(|p| p.url == url);
+        let profile_ca = own_profile.and_then(|p| p.ca_cert.clone());
         if self.insecure && self.ca_cert.is_some() {
             bail!(
                 "--insecure (or EHSM_INSECURE) and --ca-cert (or EHSM_CA_CERT) contradict each other: give one"
             );
         }
-        let trust = match (self.insecure, self.ca_cert.clone().or(profile_ca)) {
-            (true, _) => Trust::Insecure,
-            (false, Some(path)) => Trust::CaCert(path),
-            (false, None) => Trust::System,
-        };
-        let ca_pem = match &trust {
-            Trust::CaCert(path) => Some(fs::read(path).with_context(|| {
-                format!(
-                    "cannot read the CA certificate {} (give the server's certificate, e.g. its \
-                     <data-dir>/tls-cert.pem, with --ca-cert)",
-                    path.display()
-                )
-            })?),
-            Trust::System | Trust::Insecure => None,
+        let (trust, ca_pem) = trust(self.insecure, self.ca_cert.clone().or(profile_ca))?;
+        // Enroll replaces the profile, so its old pin does not apply: an attested enrollment
+        // pins what it attests, a plain one behaves as before attestation existed.
+        let pin = match (
+            need,
+            own_profile.and_then(|p| p.server_key_sha256.as_deref()),
+        ) {
+            (Need::Credentials, Some(hex)) => Some(pinned_key(hex, profile_path.as_deref())?),
+            _ => None,
         };
         let (credentials, credentials_from_profile) =
             self.credentials(need, profile.as_ref(), profile_path.as_deref())?;
-        let mut builder = builder_for(&url, &trust, ca_pem.as_deref()).timeout(REQUEST_TIMEOUT);
-        if let Some(c) = &credentials {
-            builder = builder.credentials(c.appid.clone(), c.apikey.clone());
-        }
-        let client = builder.build().map_err(|e| {
-            anyhow!("{e} (check --url, EHSM_URL or the profile's url, and --ca-cert)")
-        })?;
-        Ok(Session {
-            client,
-            url,
-            trust,
-            ca_pem,
+        Session::new(url, trust, ca_pem, pin, credentials).map(|s| Session {
             profile_path,
             credentials_from_profile,
-            credentials,
+            ..s
         })
     }
 
@@ -216,10 +208,85 @@ impl ConnArgs {
     }
 }
 
+/// How to trust the server: `--insecure` (over a profile's CA certificate), else a CA
+/// certificate file (read here), else the system's roots.
+fn trust(insecure: bool, ca_cert: Option<PathBuf>) -> anyhow::Result<(Trust, Option<Vec<u8>>)> {
+    let trust = match (insecure, ca_cert) {
+        (true, _) => Trust::Insecure,
+        (false, Some(path)) => Trust::CaCert(path),
+        (false, None) => Trust::System,
+    };
+    let ca_pem = match &trust {
+        Trust::CaCert(path) => Some(fs::read(path).with_context(|| {
+            format!(
+                "cannot read the CA certificate {} (give the server's certificate, e.g. its \
+                 <data-dir>/tls-cert.pem, with --ca-cert)",
+                path.display()
+            )
+        })?),
+        Trust::System | Trust::Insecure => None,
+    };
+    Ok((trust, ca_pem))
+}
+
+/// The profile's `server_key_sha256`.
+fn pinned_key(hex_text: &str, profile: Option<&Path>) -> anyhow::Result<[u8; 32]> {
+    let mut key = [0u8; 32];
+    hex::decode_to_slice(hex_text, &mut key).map_err(|_| {
+        anyhow!(
+            "the profile {}'s server_key_sha256 is not 64 hex digits (fix it, or attest the \
+             server again with 'ehsm enroll --policy FILE --force')",
+            profile.map_or_else(String::new, |p| p.display().to_string())
+        )
+    })?;
+    Ok(key)
+}
+
 impl Session {
+    /// A session without a profile: the server at `url`, trusted as `--insecure` and
+    /// `--ca-cert` say (for 'ehsm attest server').
+    pub(crate) fn anonymous(
+        url: String,
+        insecure: bool,
+        ca_cert: Option<PathBuf>,
+    ) -> anyhow::Result<Session> {
+        let (trust, ca_pem) = trust(insecure, ca_cert)?;
+        Session::new(url, trust, ca_pem, None, None)
+    }
+
+    fn new(
+        url: String,
+        trust: Trust,
+        ca_pem: Option<Vec<u8>>,
+        pin: Option<[u8; 32]>,
+        credentials: Option<Credentials>,
+    ) -> anyhow::Result<Session> {
+        let mut builder = builder_for(&url, &trust, ca_pem.as_deref(), pin);
+        if let Some(c) = &credentials {
+            builder = builder.credentials(c.appid.clone(), c.apikey.clone());
+        }
+        let client = build(builder)?;
+        Ok(Session {
+            client,
+            url,
+            trust,
+            ca_pem,
+            profile_path: None,
+            credentials_from_profile: false,
+            credentials,
+            pin,
+        })
+    }
+
     /// A fresh SDK client builder for the same server and trust, without credentials.
     pub(crate) fn builder(&self) -> ClientBuilder {
-        builder_for(&self.url, &self.trust, self.ca_pem.as_deref())
+        builder_for(&self.url, &self.trust, self.ca_pem.as_deref(), self.pin)
+    }
+
+    /// A client of the same server that accepts only the key with this SHA-256, as every
+    /// command after an attested enrollment does.
+    pub(crate) fn pinned_client(&self, key_sha256: [u8; 32]) -> anyhow::Result<Client> {
+        build(Client::builder(&self.url).pin_server_key(key_sha256))
     }
 
     /// The PEM of [`Trust::CaCert`], for a client other than the SDK's (bench's).
@@ -228,13 +295,30 @@ impl Session {
     }
 }
 
-fn builder_for(url: &str, trust: &Trust, ca_pem: Option<&[u8]>) -> ClientBuilder {
+/// The SDK builder for `url`; a pin replaces the trust settings (the SDK ignores them then).
+fn builder_for(
+    url: &str,
+    trust: &Trust,
+    ca_pem: Option<&[u8]>,
+    pin: Option<[u8; 32]>,
+) -> ClientBuilder {
     let builder = Client::builder(url);
+    if let Some(key) = pin {
+        return builder.pin_server_key(key);
+    }
     match (trust, ca_pem) {
         (Trust::Insecure, _) => builder.danger_accept_invalid_certs(true),
         (Trust::CaCert(_), Some(pem)) => builder.ca_certificate(pem),
         (Trust::CaCert(_) | Trust::System, _) => builder,
     }
+}
+
+/// Builds a client with the commands' request timeout.
+fn build(builder: ClientBuilder) -> anyhow::Result<Client> {
+    builder
+        .timeout(REQUEST_TIMEOUT)
+        .build()
+        .map_err(|e| anyhow!("{e} (check --url, EHSM_URL or the profile's url, and --ca-cert)"))
 }
 
 /// Reads the profile at `path`; `None` if there is none.

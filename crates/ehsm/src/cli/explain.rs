@@ -8,7 +8,8 @@
 use std::error::Error as StdError;
 use std::io;
 
-use ehsm_client::Error;
+use ehsm_client::{AttestError, Error};
+use ehsm_tee::ratls::RatlsError;
 
 use super::Failure;
 use super::conn::{Session, Trust};
@@ -61,11 +62,29 @@ impl Session {
                 self.url
             ),
             Error::InvalidConfig(what) => format!("{what} (check --url, EHSM_URL or the profile)"),
+            Error::ServerKeyChanged { pinned, presented } => format!(
+                "the server at {} presents another TLS key than the one attested at enrollment \
+                 ({} instead of {}): if it was re-deployed or its key replaced, attest it again \
+                 with 'ehsm enroll --policy FILE --force'; otherwise something is in the middle, \
+                 so do not use it",
+                self.url,
+                hex::encode(presented),
+                hex::encode(pinned)
+            ),
+            Error::Attestation(e) => match attestation_hint(e) {
+                Some(hint) => format!("the server's attestation failed: {e} ({hint})"),
+                None => format!("the server's attestation failed: {e}"),
+            },
             other => other.to_string(),
         }
     }
 
     fn tls_hint(&self) -> String {
+        if self.pin.is_some() {
+            return "the profile pins the server's attested key; if the server serves plain \
+                    HTTP now, it cannot be the attested one"
+                .to_owned();
+        }
         match &self.trust {
             Trust::CaCert(path) => format!(
                 "is {} the server's certificate, and does the URL's host match it? ehsm's \
@@ -168,6 +187,25 @@ impl Session {
             Some(hint) => format!("the server refused: {message} ({hint})"),
             None => format!("the server refused: {message} (code {code})"),
         }
+    }
+}
+
+/// What to do about a failed attestation, where the refusal alone does not say.
+fn attestation_hint(e: &AttestError) -> Option<&'static str> {
+    match e {
+        AttestError::NoEvidence(_) => Some(
+            "only an ehsm server can be attested; enroll without --policy to trust its \
+             certificate alone",
+        ),
+        AttestError::AnotherKey { .. } => Some(
+            "if a proxy terminates TLS in front of the server, connect to the server itself: \
+             evidence cannot vouch for a proxy",
+        ),
+        AttestError::Evidence(RatlsError::PolicyRefused(_)) => Some(
+            "is the policy that of the build the server runs? docs/attestation.md says how to \
+             get a build's measurement",
+        ),
+        _ => None,
     }
 }
 

@@ -90,6 +90,11 @@ pub(crate) type CmdResult = Result<ExitCode, Failure>;
 
 /// Runs a client command on a fresh runtime and reports its failure, if any.
 pub(crate) fn run(command: Command) -> ExitCode {
+    block_on(dispatch(command))
+}
+
+/// Runs `command` on a fresh runtime; its error is the one line to print (after `ehsm: `).
+pub(crate) fn block_on(command: impl Future<Output = Result<ExitCode, String>>) -> ExitCode {
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -100,7 +105,7 @@ pub(crate) fn run(command: Command) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(dispatch(command)) {
+    match runtime.block_on(command) {
         Ok(code) => code,
         Err(message) => {
             eprintln!("ehsm: {message}");
