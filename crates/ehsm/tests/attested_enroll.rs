@@ -229,12 +229,16 @@ fn a_policy_without_allow_simulated_is_refused_and_nothing_is_written() {
 }
 
 /// `ehsm serve` on `data_dir` at `listen` (a fixed address, so that a restart keeps the URL
-/// the profile names).
+/// the profile names), on the database `Server::start_in` gave that directory (PostgreSQL
+/// with `EHSM_TEST_BACKEND=postgres`), so that the restarted server knows the app.
 fn serve_at(data_dir: &Path, listen: &str) -> Server {
+    let database = util::e2e_database(data_dir, &[]);
+    let database = database.iter().flat_map(|url| ["--database", url.as_str()]);
     let args = ["serve", "--listen", listen, "--data-dir"]
         .map(std::ffi::OsStr::new)
         .into_iter()
         .chain([data_dir.as_os_str()])
+        .chain(database.map(std::ffi::OsStr::new))
         .collect::<Vec<_>>();
     let mut server = Server::start_command(&args, &[]);
     server.data_dir = data_dir.to_owned();
