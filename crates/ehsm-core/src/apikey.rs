@@ -10,7 +10,9 @@ use subtle::ConstantTimeEq as _;
 use zeroize::Zeroizing;
 
 use crate::Result;
+use crate::alg::hmac::HmacKey;
 use crate::blob::KeyContext;
+use crate::sigv4::SigV4Secret;
 use crate::spec::{KeySpec, KeyUsage, Origin};
 
 /// Length of an API key in characters.
@@ -47,6 +49,23 @@ impl ApiKey {
     }
 }
 
+/// An app's API key as the key cache holds it: keyed once for the eHSM request MAC and once,
+/// with AWS's `AWS4` prefix, as the start of the SigV4 key chain. The text itself is not kept.
+pub(crate) struct LoadedApiKey {
+    pub(crate) request_mac: HmacKey,
+    pub(crate) sigv4: SigV4Secret,
+}
+
+impl LoadedApiKey {
+    /// Parses the material of an API-key blob: the key's text, [`API_KEY_LEN`] characters.
+    pub(crate) fn from_material(material: &[u8]) -> Result<Self> {
+        Ok(Self {
+            request_mac: HmacKey::new_exact(material)?,
+            sigv4: SigV4Secret::new(material),
+        })
+    }
+}
+
 /// The blob context of an app's API key.
 pub(crate) fn context(appid: &str) -> KeyContext<'_> {
     KeyContext {
@@ -59,11 +78,12 @@ pub(crate) fn context(appid: &str) -> KeyContext<'_> {
     }
 }
 
-/// Proof that a request's MAC was checked against its app's API key.
+/// Proof that a request's MAC (eHSM's, or AWS's SigV4 signature) was checked against its app's
+/// API key.
 ///
-/// Only [`crate::Core::verify_request_mac`] makes one. Every key operation takes it and refuses
-/// a key of another app, so even a bug in the service cannot use one app's request to touch
-/// another app's key.
+/// Only [`crate::Core::verify_request_mac`] and [`crate::Core::verify_sigv4`] make one. Every key
+/// operation takes it and refuses a key of another app, so even a bug in the service cannot use
+/// one app's request to touch another app's key.
 pub struct MacVerified<'a> {
     appid: &'a str,
 }
@@ -97,7 +117,6 @@ pub(crate) fn sign_matches(mac: &[u8; 32], sign: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::alg::hmac::HmacKey;
 
     #[test]
     fn keys_have_the_right_shape_and_differ() {

@@ -8,7 +8,7 @@
 use std::sync::{Arc, PoisonError, RwLock};
 
 use crate::alg::rsa::RsaKey;
-use crate::apikey::{self, ApiKey, MacVerified};
+use crate::apikey::{self, ApiKey, LoadedApiKey, MacVerified};
 use crate::blob::{self, KeyBlob, KeyContext, Purpose};
 use crate::cache::{CacheStats, DEFAULT_CAPACITY, KeyCache};
 use crate::ciphertext;
@@ -16,6 +16,7 @@ use crate::domain::{DomainKeySet, Succession};
 use crate::family::{Family, HasFamily as _};
 use crate::import::{self, ImportParams};
 use crate::key::LoadedKey;
+use crate::sigv4::SigV4Scope;
 use crate::spec::{DigestMode, KeySpec, KeyUsage, MessageType, Origin, PaddingMode};
 use crate::{Error, Result, SecretBytes};
 
@@ -185,7 +186,13 @@ impl Core {
             return Ok(key);
         }
         let material = blob::unwrap(&self.dks(), purpose, ctx, blob)?;
-        let key = Arc::new(LoadedKey::from_material(ctx.spec, material.as_slice())?);
+        let key = Arc::new(match purpose {
+            // An API key is the secret of two MACs (eHSM's and SigV4's), not a key of its spec.
+            Purpose::ApiKey => LoadedKey::ApiKey(LoadedApiKey::from_material(material.as_slice())?),
+            Purpose::Cmk | Purpose::ImportWrapping => {
+                LoadedKey::from_material(ctx.spec, material.as_slice())?
+            }
+        });
         self.cache.insert(purpose, ctx, blob, Arc::clone(&key));
         Ok(key)
     }
@@ -568,13 +575,37 @@ impl Core {
         canonical: &[u8],
         sign: &str,
     ) -> Result<MacVerified<'a>> {
-        let ctx = apikey::context(appid);
-        let LoadedKey::Hmac(key) = &*self.load_purpose(Purpose::ApiKey, &ctx, apikey_blob)? else {
-            return Err(Error::IntegrityFailure(
-                "API key blob does not hold an API key",
-            ));
-        };
-        if apikey::sign_matches(&key.sign(canonical), sign) {
+        let key = self.api_key(appid, apikey_blob)?;
+        if apikey::sign_matches(&key.as_api_key()?.request_mac.sign(canonical), sign) {
+            Ok(MacVerified::new(appid))
+        } else {
+            Err(Error::RequestMacMismatch)
+        }
+    }
+
+    /// Checks an AWS Signature Version 4 (the AWS KMS API): `signature_hex` must be the hex
+    /// HMAC-SHA256 of `string_to_sign` under kSigning, derived from the app's API key (its
+    /// secret access key) as AWS does: kDate = HMAC("AWS4" ‖ API key, `scope.date`), then
+    /// `scope.region`, `scope.service` and `"aws4_request"` in turn.
+    ///
+    /// The service has built `string_to_sign` from the request and checked the scope against
+    /// it. The comparison is constant-time, and a signature that is not 64 lowercase hex digits
+    /// is a mismatch like any other. The API key and the keys derived from it never leave the
+    /// core.
+    pub fn verify_sigv4<'a>(
+        &self,
+        appid: &'a str,
+        apikey_blob: &KeyBlob,
+        scope: &SigV4Scope<'_>,
+        string_to_sign: &[u8],
+        signature_hex: &str,
+    ) -> Result<MacVerified<'a>> {
+        let key = self.api_key(appid, apikey_blob)?;
+        if key
+            .as_api_key()?
+            .sigv4
+            .verify(scope, string_to_sign, signature_hex)?
+        {
             Ok(MacVerified::new(appid))
         } else {
             Err(Error::RequestMacMismatch)
@@ -591,13 +622,15 @@ impl Core {
         apikey_blob: &KeyBlob,
         canonical: &[u8],
     ) -> Result<String> {
-        let ctx = apikey::context(auth.appid());
-        let LoadedKey::Hmac(key) = &*self.load_purpose(Purpose::ApiKey, &ctx, apikey_blob)? else {
-            return Err(Error::IntegrityFailure(
-                "API key blob does not hold an API key",
-            ));
-        };
-        Ok(apikey::encode_mac(&key.sign(canonical)))
+        let key = self.api_key(auth.appid(), apikey_blob)?;
+        Ok(apikey::encode_mac(
+            &key.as_api_key()?.request_mac.sign(canonical),
+        ))
+    }
+
+    /// An app's API key, from the cache or unwrapped from its blob (which is bound to `appid`).
+    fn api_key(&self, appid: &str, apikey_blob: &KeyBlob) -> Result<Arc<LoadedKey>> {
+        self.load_purpose(Purpose::ApiKey, &apikey::context(appid), apikey_blob)
     }
 }
 

@@ -7,6 +7,7 @@ use crate::alg::hmac::HmacKey;
 use crate::alg::rsa::RsaKey;
 use crate::alg::sm2::Sm2Key;
 use crate::alg::sm4::{Sm4Key, Sm4Mode};
+use crate::apikey::LoadedApiKey;
 use crate::family::{Family, HasFamily as _};
 use crate::spec::KeySpec;
 use crate::{Error, Result, SecretBytes};
@@ -21,6 +22,8 @@ pub(crate) enum LoadedKey {
     Ec(EcKey),
     Sm2(Sm2Key),
     Hmac(HmacKey),
+    /// An app's API key (loaded from a blob of purpose `ApiKey`, never from a CMK's).
+    ApiKey(LoadedApiKey),
     /// An external key whose material has not been imported yet.
     NotImported,
 }
@@ -38,6 +41,17 @@ impl LoadedKey {
                 Family::Sm2 => Sm2Key::generate().map(|(k, m)| (Self::Sm2(k), m)),
                 _ => EcKey::generate(spec).map(|(k, m)| (Self::Ec(k), m)),
             },
+        }
+    }
+
+    /// The API key this is, or an integrity failure: the cache keys entries by purpose, so an
+    /// API-key blob always loads as one, and anything else means the blob was not one.
+    pub(crate) fn as_api_key(&self) -> Result<&LoadedApiKey> {
+        match self {
+            Self::ApiKey(key) => Ok(key),
+            _ => Err(Error::IntegrityFailure(
+                "API key blob does not hold an API key",
+            )),
         }
     }
 

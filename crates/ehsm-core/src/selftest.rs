@@ -16,5 +16,6 @@ pub(crate) fn run() -> Result<()> {
     RsaKey::self_test()?;
     EcKey::self_test()?;
     Sm2Key::self_test()?;
+    crate::sigv4::self_test()?;
     Ok(())
 }

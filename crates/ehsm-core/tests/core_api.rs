@@ -8,7 +8,7 @@ use aws_lc_rs::hmac;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use ehsm_core::spec::{DigestMode, KeySpec, KeyUsage, MessageType, Origin, PaddingMode};
-use ehsm_core::{Core, DomainKeySet, Error, KeyBlob, KeyContext, MacVerified};
+use ehsm_core::{Core, DomainKeySet, Error, KeyBlob, KeyContext, MacVerified, SigV4Scope};
 
 const APP: &str = "b7c62e4d-c238-4016-b35f-47bc4b57dc03";
 const OTHER_APP: &str = "0b5e1f3a-0000-4000-8000-000000000000";
@@ -94,6 +94,106 @@ fn request_mac_accepts_the_right_sign_only() {
             .verify_request_mac(OTHER_APP, &f.apikey_blob, canon.as_bytes(), &good),
         Err(Error::IntegrityFailure(_))
     ));
+}
+
+/// A SigV4 signature as a client computes it: AWS's key chain, written out here on its own
+/// rather than through the core. (The core's known-answer tests use AWS's published vectors.)
+fn sigv4(secret: &str, scope: &SigV4Scope<'_>, string_to_sign: &str) -> String {
+    let mut key = format!("AWS4{secret}").into_bytes();
+    for part in [scope.date, scope.region, scope.service, "aws4_request"] {
+        key = hmac::sign(&hmac::Key::new(hmac::HMAC_SHA256, &key), part.as_bytes())
+            .as_ref()
+            .to_vec();
+    }
+    hex::encode(hmac::sign(
+        &hmac::Key::new(hmac::HMAC_SHA256, &key),
+        string_to_sign.as_bytes(),
+    ))
+}
+
+#[test]
+fn sigv4_accepts_the_right_signature_only() {
+    let f = fx();
+    let scope = SigV4Scope {
+        date: "20261102",
+        region: "us-east-1",
+        service: "kms",
+    };
+    let sts = "AWS4-HMAC-SHA256\n20261102T093015Z\n20261102/us-east-1/kms/aws4_request\n\
+               adfe9e4b1cabfc8f45ed2c38e5f8427bf44cecdfa61cf82479fcc3115a552427";
+    let good = sigv4(&f.apikey, &scope, sts);
+    let check = |appid, blob, scope: &SigV4Scope<'_>, sts: &str, sig: &str| {
+        f.core.verify_sigv4(appid, blob, scope, sts.as_bytes(), sig)
+    };
+    let verified = check(APP, &f.apikey_blob, &scope, sts, &good).unwrap();
+    assert_eq!(verified.appid(), APP);
+    // The proof works for the app's keys like the eHSM request MAC's does.
+    let c = ctx(KID, KeySpec::AesGcm256, KeyUsage::EncryptDecrypt);
+    let blob = f.core.create_key(&c).unwrap();
+    let ct = f.core.encrypt(&verified, &c, &blob, b"hi", b"").unwrap();
+    assert_eq!(
+        f.core
+            .decrypt(&auth(), &c, &blob, &ct, b"")
+            .unwrap()
+            .as_slice(),
+        b"hi"
+    );
+
+    // Wrong secret, one digit changed, and every malformed spelling: a mismatch, no panic.
+    let mut flipped = good.clone().into_bytes();
+    flipped[17] = if flipped[17] == b'0' { b'1' } else { b'0' };
+    let flipped = String::from_utf8(flipped).unwrap();
+    for bad in [
+        sigv4("not-the-key-not-the-key-not-the-", &scope, sts),
+        flipped,
+        good.to_ascii_uppercase(),
+        good[..63].to_owned(),
+        good[..62].to_owned(),
+        format!("{good}0"),
+        format!("{}z", &good[..63]),
+        format!("0x{}", &good[..62]),
+        String::new(),
+    ] {
+        assert_eq!(
+            check(APP, &f.apikey_blob, &scope, sts, &bad).err(),
+            Some(Error::RequestMacMismatch),
+            "{bad:?}"
+        );
+    }
+    // Signed for another day, region or service, or another string to sign.
+    for other in [
+        SigV4Scope {
+            date: "20261103",
+            ..scope
+        },
+        SigV4Scope {
+            region: "eu-west-1",
+            ..scope
+        },
+        SigV4Scope {
+            service: "s3",
+            ..scope
+        },
+    ] {
+        assert_eq!(
+            check(APP, &f.apikey_blob, &other, sts, &good).err(),
+            Some(Error::RequestMacMismatch)
+        );
+    }
+    assert_eq!(
+        check(APP, &f.apikey_blob, &scope, &sts.replace('a', "b"), &good).err(),
+        Some(Error::RequestMacMismatch)
+    );
+    // The API key blob is bound to its app, and another app's blob is not this app's key.
+    assert!(matches!(
+        check(OTHER_APP, &f.apikey_blob, &scope, sts, &good),
+        Err(Error::IntegrityFailure(_))
+    ));
+    let (_, other_blob) = f.core.create_api_key(OTHER_APP).unwrap();
+    assert_eq!(
+        check(OTHER_APP, &other_blob, &scope, sts, &good).err(),
+        Some(Error::RequestMacMismatch)
+    );
 }
 
 #[test]

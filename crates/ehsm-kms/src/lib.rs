@@ -7,6 +7,7 @@
 #![forbid(unsafe_code)]
 
 mod actions;
+mod aws;
 mod enroll;
 mod envelope;
 mod jobs;

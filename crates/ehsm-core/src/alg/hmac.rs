@@ -31,6 +31,16 @@ impl HmacKey {
         out
     }
 
+    /// Writes the MAC into `out`, for MACs that are keys themselves (SigV4's signing-key chain):
+    /// unlike [`HmacKey::sign`], no copy of the tag is left in a temporary.
+    pub(crate) fn sign_into(&self, msg: &[u8], out: &mut [u8; TAG_LEN]) -> Result<()> {
+        // `out` is exactly SHA-256's tag length, so AWS-LC has no reason to fail; if it ever
+        // did, `out` must not be used as a key.
+        hmac::sign_to_buffer(&self.0, msg, out)
+            .map(|_| ())
+            .map_err(|_| Error::Backend("HMAC-SHA256 failed"))
+    }
+
     /// Checks `tag` in constant time (AWS-LC's `hmac::verify`). A tag of the wrong length is
     /// simply not equal.
     pub(crate) fn verify(&self, msg: &[u8], tag: &[u8]) -> bool {
