@@ -30,7 +30,7 @@ use axum::Router;
 use axum::extract::{ConnectInfo, Query, Request, State};
 use axum::http::{HeaderMap, Method, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use ehsm_proto::Action;
 use serde_json::{Map, Value, json};
 use tower_http::request_id::{
@@ -46,13 +46,16 @@ use crate::state::now_ms;
 /// The largest request body accepted (upstream: Express's 100 kB); larger is HTTP 413.
 pub const BODY_LIMIT: usize = 100 * 1024;
 
-/// The router: `/ehsm` and `/ehsm/` with `?Action=`, health and metrics endpoints; every other
-/// path goes through the same checks as upstream's middleware and ends in "API Not Found".
+/// The router: `/ehsm` and `/ehsm/` with `?Action=`, the AWS KMS API at `/aws` and `/aws/`
+/// (POST), health and metrics endpoints; every other path goes through the same checks as
+/// upstream's middleware and ends in "API Not Found".
 pub(crate) fn app(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics::render))
+        .route("/aws", post(aws::handle))
+        .route("/aws/", post(aws::handle))
         .fallback(ehsm)
         // Every answer carries an `x-request-id` (the client's, or a new UUID) that the request's
         // log line repeats, so one request can be followed from client to server log.
