@@ -130,9 +130,9 @@ impl Aws {
     }
 
     /// A signed request for `target` (`None`: no X-Amz-Target) with `body` as it is.
-    /// The headers of a signed request for `target` (`None`: no X-Amz-Target). Like the AWS
-    /// SDKs, it signs a fresh `amz-sdk-invocation-id`, so that two identical calls in the same
-    /// second are two requests, not a replay.
+    /// The headers of a signed request for `target` (`None`: no X-Amz-Target). It signs a
+    /// fresh `amz-sdk-invocation-id`, so that two identical calls in the same second are two
+    /// requests, not a replay (botocore sends that header unsigned: docs/aws.md, replays).
     fn sign(&self, target: Option<&str>, content_type: &str, body: &[u8]) -> Vec<(String, String)> {
         self.sign_with(
             target,
