@@ -4,7 +4,7 @@
 //! its key version but not its key (`ehsm_core::ciphertext`), so the AWS API frames it:
 //!
 //! ```text
-//! blob   = FORMAT (1 byte, 0xA1) ‖ len (1 byte, 1..=64) ‖ keyid (len ASCII bytes) ‖ body
+//! blob   = FORMAT (1 byte, 0xA1) ‖ len (1 byte, 1..=64) ‖ keyid (len bytes of [A-Za-z0-9-]) ‖ body
 //! body   = the eHSM ciphertext, unchanged (its own header: format 0x01 ‖ key version ‖ ...)
 //! ```
 //!
@@ -60,7 +60,8 @@ pub(crate) fn parse(blob: &[u8]) -> Result<Blob<'_>, AwsError> {
             let (keyid, body) = rest.split_at(len);
             let keyid = std::str::from_utf8(keyid)
                 .ok()
-                .filter(|k| k.bytes().all(|b| b.is_ascii_graphic()))
+                // A key id (a UUID), never an alias or an ARN: the frame names one key.
+                .filter(|k| k.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'))
                 .ok_or_else(malformed)?;
             Ok(Blob::Framed { keyid, body })
         }
@@ -103,6 +104,9 @@ mod tests {
         let good = frame(KEYID, &[1, 1, 0]);
         let mut bad_char = good.clone();
         bad_char[5] = b' ';
+        let mut alias = vec![0xA1, 8];
+        alias.extend(b"alias/db");
+        alias.extend([1, 1, 0]);
         let mut too_long = vec![0xA1, 65];
         too_long.extend([b'k'; 66]);
         for bad in [
@@ -115,6 +119,7 @@ mod tests {
             &[0xA1, 3, b'a', b'b', b'c'], // no body
             &good[..38],                  // body cut off
             &bad_char,
+            &alias,
             &too_long,
             &[0xA1, 2, 0xff, 0xfe, 1],
         ] {

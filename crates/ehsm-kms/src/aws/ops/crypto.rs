@@ -2,6 +2,8 @@
 //! operations (`crate::actions::symmetric`), with AWS's framing of the ciphertext (so that
 //! Decrypt finds the key) and EncryptionContext as the additional data.
 
+use std::sync::Arc;
+
 use serde_json::{Value, json};
 
 use super::{
@@ -45,12 +47,15 @@ fn algorithm(input: &Input) -> Result<(), AwsError> {
 }
 
 /// The key a KeyId member names, usable now; refusals name it as the client did.
-async fn usable_key(caller: &Caller<'_>, key_id: &str) -> Result<std::sync::Arc<Key>, AwsError> {
-    let names = caller.names();
-    let asked = names.reference(key_id)?;
-    keys::load(caller.state, caller.appid(), asked)
+async fn usable_key(caller: &Caller<'_>, key_id: &str) -> Result<Arc<Key>, AwsError> {
+    load(caller, caller.names().reference(key_id)?).await
+}
+
+/// The key `reference` (a key id or alias) names, usable now.
+async fn load(caller: &Caller<'_>, reference: &str) -> Result<Arc<Key>, AwsError> {
+    keys::load(caller.state, caller.appid(), reference)
         .await
-        .map_err(|e| refusal(names, e, asked))
+        .map_err(|e| refusal(caller.names(), e, reference))
 }
 
 /// A symmetric encryption key, as Encrypt, Decrypt and the data-key operations need: any other
@@ -104,7 +109,7 @@ pub(super) async fn decrypt(caller: &Caller<'_>, input: &Input) -> Result<Value,
                     ));
                 }
             }
-            (usable_key(caller, keyid).await?, body)
+            (load(caller, keyid).await?, body)
         }
         // An eHSM ciphertext names no key: KeyId must.
         (Blob::Bare(body), Some(asked)) => (usable_key(caller, asked).await?, body),
