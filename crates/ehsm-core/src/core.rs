@@ -281,6 +281,15 @@ impl Core {
         })
     }
 
+    /// GenerateRandom (the AWS API's): `len` random bytes (1..=1024, as a data key) from the
+    /// core's CSPRNG, tied to no key.
+    pub fn generate_random(&self, len: usize) -> Result<SecretBytes> {
+        if len == 0 || len > MAX_DATA_KEY_LEN {
+            return Err(Error::InvalidInput("random byte count must be 1 to 1024"));
+        }
+        SecretBytes::random(len)
+    }
+
     /// ExportDataKey: decrypts `data_key_ciphertext` under the symmetric CMK and re-encrypts
     /// the data key to the public key of `ukey` (RSA: always OAEP-SHA256; SM2: SM2 encryption),
     /// as upstream does (spec §6.8).

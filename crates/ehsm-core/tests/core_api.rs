@@ -355,6 +355,23 @@ fn tampered_and_truncated_ciphertexts_fail_cleanly() {
 }
 
 #[test]
+fn random_bytes_are_1_to_1024_and_differ() {
+    let f = fx();
+    for len in [1usize, 32, 1024] {
+        assert_eq!(f.core.generate_random(len).unwrap().len(), len);
+    }
+    let a = f.core.generate_random(32).unwrap();
+    let b = f.core.generate_random(32).unwrap();
+    assert_ne!(a.as_slice(), b.as_slice());
+    for bad in [0usize, 1025] {
+        assert!(matches!(
+            f.core.generate_random(bad),
+            Err(Error::InvalidInput(_))
+        ));
+    }
+}
+
+#[test]
 fn data_keys_decrypt_with_decrypt_and_export_to_rsa_and_sm2() {
     let f = fx();
     let c = ctx(KID, KeySpec::AesGcm256, KeyUsage::EncryptDecrypt);

@@ -8,6 +8,7 @@ use ehsm_core::{KeyBlob, KeyContext};
 use ehsm_store::{CmkRecord, KeyState};
 use serde_json::{Map, Value};
 
+use crate::op_error::OpError;
 use crate::params;
 use crate::reply::ApiError;
 use crate::state::{AppState, now_ms};
@@ -23,18 +24,18 @@ pub(crate) async fn load(
     state: &AppState,
     appid: &str,
     reference: &str,
-) -> Result<Arc<Key>, ApiError> {
+) -> Result<Arc<Key>, OpError> {
     let keyid = resolve(state, appid, reference).await?;
     load_as(state, appid, &keyid, Visibility::Listed).await
 }
 
 /// The keyid `reference` names for the app: itself, or the key its alias names. An unknown
-/// alias (or another app's: aliases are per app) is a 400 that names it.
+/// alias (or another app's: aliases are per app) is refused as such.
 pub(crate) async fn resolve(
     state: &AppState,
     appid: &str,
     reference: &str,
-) -> Result<String, ApiError> {
+) -> Result<String, OpError> {
     if !reference.starts_with(ALIAS_PREFIX) {
         return Ok(reference.to_owned());
     }
@@ -52,15 +53,8 @@ pub(crate) async fn resolve(
             state.aliases.put(&id, alias, generation);
             Ok(keyid)
         }
-        None => Err(unknown_alias(reference)),
+        None => Err(OpError::UnknownAlias(reference.to_owned())),
     }
-}
-
-/// The answer for an alias the app does not have.
-pub(crate) fn unknown_alias(alias: &str) -> ApiError {
-    ApiError::bad_request(format!(
-        "Parameter invalid, The alias {alias} does not exist."
-    ))
 }
 
 /// What the alias cache holds for one alias of an app.
@@ -90,22 +84,9 @@ pub(crate) async fn load_as(
     appid: &str,
     keyid: &str,
     visibility: Visibility,
-) -> Result<Arc<Key>, ApiError> {
+) -> Result<Arc<Key>, OpError> {
     let key = find(state, appid, keyid, visibility).await?;
-    let r = &key.record;
-    if let Some(date) = r.deletion_date {
-        return Err(ApiError::bad_request(format!(
-            "keyid is pending deletion: it will be deleted at {date} (ms since the epoch); \
-             CancelKeyDeletion keeps it."
-        )));
-    }
-    if r.state == KeyState::Disabled {
-        return Err(ApiError::bad_request("keyid is disabled"));
-    }
-    // Expired keys are refused, never deleted: their ciphertexts may still matter to someone.
-    if now_ms() > r.expire_time {
-        return Err(ApiError::bad_request("keyid expire"));
-    }
+    key.usable()?;
     Ok(key)
 }
 
@@ -115,19 +96,19 @@ pub(crate) async fn find_listed(
     state: &AppState,
     appid: &str,
     reference: &str,
-) -> Result<Arc<Key>, ApiError> {
+) -> Result<Arc<Key>, OpError> {
     let keyid = resolve(state, appid, reference).await?;
     find(state, appid, &keyid, Visibility::Listed).await
 }
 
 /// The key from the record cache, or from the store (then cached), if it is the app's and
-/// visible; "keyid error" otherwise.
+/// visible; unknown otherwise.
 async fn find(
     state: &AppState,
     appid: &str,
     keyid: &str,
     visibility: Visibility,
-) -> Result<Arc<Key>, ApiError> {
+) -> Result<Arc<Key>, OpError> {
     let key = match state.keys.get(keyid) {
         Some(k) => k,
         None => {
@@ -138,13 +119,13 @@ async fn find(
                     state.keys.put(keyid, Arc::clone(&k), generation);
                     k
                 }
-                None => return Err(ApiError::bad_request("keyid error")),
+                None => return Err(OpError::UnknownKey),
             }
         }
     };
     let r = &key.record;
     if r.appid != appid || !(r.listed || visibility == Visibility::Internal) {
-        return Err(ApiError::bad_request("keyid error"));
+        return Err(OpError::UnknownKey);
     }
     Ok(key)
 }
@@ -176,14 +157,14 @@ impl Version<'_> {
 }
 
 impl Key {
-    pub(crate) fn new(mut record: CmkRecord) -> Result<Self, ApiError> {
+    pub(crate) fn new(mut record: CmkRecord) -> Result<Self, OpError> {
         let corrupt =
-            || ApiError::internal(&"stored key record has an unknown key spec, origin or usage");
+            || OpError::Corrupt("stored key record has an unknown key spec, origin or usage");
         // Indexing by number relies on the store's shape: versions 1..=primary, in order.
         let numbered = record.versions.iter().zip(1..).all(|(v, n)| v.version == n);
         if record.primary().is_none() || !numbered {
-            return Err(ApiError::internal(
-                &"stored key record's versions are not 1 to its primary",
+            return Err(OpError::Corrupt(
+                "stored key record's versions are not 1 to its primary",
             ));
         }
         let versions = record
@@ -198,6 +179,22 @@ impl Key {
             versions,
             record,
         })
+    }
+
+    /// Whether the key may be used now: enabled, not pending deletion, not expired.
+    pub(crate) fn usable(&self) -> Result<(), OpError> {
+        let r = &self.record;
+        if let Some(date) = r.deletion_date {
+            return Err(OpError::PendingDeletion(date));
+        }
+        if r.state == KeyState::Disabled {
+            return Err(OpError::Disabled);
+        }
+        // Expired keys are refused, never deleted: their ciphertexts may still matter to someone.
+        if now_ms() > r.expire_time {
+            return Err(OpError::Expired);
+        }
+        Ok(())
     }
 
     /// The version new ciphertexts, signatures and MACs use.
@@ -259,10 +256,9 @@ impl Key {
 
     /// The version a symmetric ciphertext's header names. A malformed header, or a version
     /// this key does not have, is the answer a wrong ciphertext gets.
-    pub(crate) fn of_ciphertext(&self, ciphertext: &[u8]) -> Result<Version<'_>, ApiError> {
+    pub(crate) fn of_ciphertext(&self, ciphertext: &[u8]) -> Result<Version<'_>, ehsm_core::Error> {
         let n = ehsm_core::ciphertext::key_version(ciphertext)?;
-        self.at(n)
-            .ok_or_else(|| ehsm_core::Error::DecryptionFailed.into())
+        self.at(n).ok_or(ehsm_core::Error::DecryptionFailed)
     }
 
     /// Every version, oldest first.

@@ -14,6 +14,7 @@ mod jobs;
 mod keys;
 mod listen;
 mod metrics;
+mod op_error;
 mod params;
 mod replay;
 mod reply;
@@ -29,7 +30,7 @@ use axum::Router;
 use axum::extract::{ConnectInfo, Query, Request, State};
 use axum::http::{HeaderMap, Method, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use ehsm_proto::Action;
 use serde_json::{Map, Value, json};
 use tower_http::request_id::{
@@ -45,13 +46,16 @@ use crate::state::now_ms;
 /// The largest request body accepted (upstream: Express's 100 kB); larger is HTTP 413.
 pub const BODY_LIMIT: usize = 100 * 1024;
 
-/// The router: `/ehsm` and `/ehsm/` with `?Action=`, health and metrics endpoints; every other
-/// path goes through the same checks as upstream's middleware and ends in "API Not Found".
+/// The router: `/ehsm` and `/ehsm/` with `?Action=`, the AWS KMS API at `/aws` and `/aws/`
+/// (POST), health and metrics endpoints; every other path goes through the same checks as
+/// upstream's middleware and ends in "API Not Found".
 pub(crate) fn app(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics::render))
+        .route("/aws", post(aws::handle))
+        .route("/aws/", post(aws::handle))
         .fallback(ehsm)
         // Every answer carries an `x-request-id` (the client's, or a new UUID) that the request's
         // log line repeats, so one request can be followed from client to server log.
@@ -160,22 +164,9 @@ async fn handle(
     }
     // 9. The app and its MAC. An unknown appid answers like a wrong MAC, so that appids cannot
     //    be probed (upstream answered differently, without a message).
-    let apikey = match state.apps.get(fresh.appid()) {
-        Some(apikey) => apikey,
-        None => {
-            let generation = state.apps.generation();
-            let app = state
-                .store
-                .get_app(fresh.appid())
-                .await?
-                .ok_or_else(|| ApiError::bad_request("sign error"))?;
-            let apikey = std::sync::Arc::new(ehsm_core::KeyBlob::from_vec(app.apikey_blob));
-            state
-                .apps
-                .put(fresh.appid(), std::sync::Arc::clone(&apikey), generation);
-            apikey
-        }
-    };
+    let apikey = app_key(state, fresh.appid())
+        .await?
+        .ok_or_else(|| ApiError::bad_request("sign error"))?;
     // A body upstream's canonicaliser could not sign (an object with its own `toString` key)
     // cannot have a valid sign either.
     let signing_string = fresh
@@ -202,6 +193,26 @@ async fn handle(
         Some(a) if method == Method::POST => actions::dispatch(state, a, &req).await,
         _ => Err(ApiError::not_found()),
     }
+}
+
+/// The API-key blob of an app, from the cache or else the store (then cached); `None` for an
+/// appid that is no app's. Both front ends authenticate with it.
+pub(crate) async fn app_key(
+    state: &AppState,
+    appid: &str,
+) -> Result<Option<std::sync::Arc<ehsm_core::KeyBlob>>, ehsm_store::Error> {
+    if let Some(apikey) = state.apps.get(appid) {
+        return Ok(Some(apikey));
+    }
+    let generation = state.apps.generation();
+    let Some(app) = state.store.get_app(appid).await? else {
+        return Ok(None);
+    };
+    let apikey = std::sync::Arc::new(ehsm_core::KeyBlob::from_vec(app.apikey_blob));
+    state
+        .apps
+        .put(appid, std::sync::Arc::clone(&apikey), generation);
+    Ok(Some(apikey))
 }
 
 fn replayed() -> ApiError {
@@ -263,7 +274,7 @@ fn parse_body(headers: &HeaderMap, body: &[u8]) -> Result<Map<String, Value>, Ap
 }
 
 /// Whether a string in `value` (a value or an object's key, at any depth) holds a NUL.
-fn has_nul(value: &Value) -> bool {
+pub(crate) fn has_nul(value: &Value) -> bool {
     match value {
         Value::String(s) => s.contains('\0'),
         Value::Array(items) => items.iter().any(has_nul),

@@ -10,6 +10,9 @@ use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value};
 
+use crate::op_error::{OpError, Quota};
+use crate::validate::RESERVED_ALIAS_PREFIX;
+
 /// A successful result with its message (`success!` for crypto actions, `successful` for key
 /// management and Enroll, as upstream).
 pub(crate) struct Reply {
@@ -215,6 +218,62 @@ impl From<ehsm_store::Error> for ApiError {
             message: "database error".into(),
         }
     }
+}
+
+impl From<OpError> for ApiError {
+    /// The eHSM wording of a shared operation's refusal (upstream's messages where upstream had
+    /// the case, docs/key-lifecycle.md's for the extensions).
+    fn from(e: OpError) -> Self {
+        match e {
+            OpError::UnknownKey => Self::bad_request("keyid error"),
+            OpError::UnknownAlias(alias) => Self::bad_request(format!(
+                "Parameter invalid, The alias {alias} does not exist."
+            )),
+            OpError::Disabled => Self::bad_request("keyid is disabled"),
+            // Expired keys are refused, never deleted: their ciphertexts may still matter.
+            OpError::Expired => Self::bad_request("keyid expire"),
+            OpError::PendingDeletion(date) => Self::bad_request(format!(
+                "keyid is pending deletion: it will be deleted at {date} (ms since the epoch); \
+                 CancelKeyDeletion keeps it."
+            )),
+            OpError::EnablePendingDeletion => Self::bad_request(
+                "keyid is pending deletion: CancelKeyDeletion first, then EnableKey.",
+            ),
+            OpError::AliasExists(alias) => Self::bad_request(format!(
+                "Parameter invalid, The alias {alias} already exists: UpdateAlias points it at \
+                 another key."
+            )),
+            OpError::AliasOfAlias => Self::bad_request(
+                "Parameter invalid, The keyid of an alias must be a keyid, not another alias.",
+            ),
+            OpError::ReservedAlias => Self::bad_request(format!(
+                "Parameter invalid, The alias must not start with {RESERVED_ALIAS_PREFIX}: AWS \
+                 KMS reserves those names."
+            )),
+            OpError::QuotaExceeded {
+                quota,
+                count,
+                limit,
+            } => {
+                let (what, plural) = match quota {
+                    Quota::Keys => ("Key", "keys"),
+                    Quota::Aliases => ("Alias", "aliases"),
+                };
+                quota_exceeded(what, plural, count, limit)
+            }
+            OpError::Core(e) => e.into(),
+            OpError::Store(e) => e.into(),
+            OpError::Corrupt(what) => Self::internal(&what),
+        }
+    }
+}
+
+/// A full per-app quota (`what`: "Key", `plural`: "keys"): a 400 that says so.
+pub(crate) fn quota_exceeded(what: &str, plural: &str, count: u64, quota: u64) -> ApiError {
+    ApiError::bad_request(format!(
+        "{what} quota exceeded: this app already has {count} {plural} \
+         (the server's limit is {quota} per app)."
+    ))
 }
 
 /// What every handler returns.

@@ -71,6 +71,35 @@ pub struct Config {
     /// Refuse requests without ehsm's signed `action` envelope field (which, when present, is
     /// always checked against `?Action=`).
     pub require_signed_action: bool,
+    /// The region and account of the AWS KMS API (`/aws`).
+    pub aws: AwsConfig,
+}
+
+/// Where the AWS KMS API (`/aws`) says its keys are: the region clients sign their requests
+/// for, and the region and account of its key ARNs (`arn:aws:kms:REGION:ACCOUNT:key/ID`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AwsConfig {
+    /// The region (`--aws-region`); SigV4 requests must be signed for it.
+    pub region: String,
+    /// The account id (`--aws-account-id`), twelve digits as AWS's.
+    pub account_id: String,
+}
+
+impl AwsConfig {
+    /// The default region: the one the AWS SDKs' and CLI's documentation use in examples.
+    pub const DEFAULT_REGION: &str = "us-east-1";
+    /// The default account: twelve zeros, which no AWS account has, so that an ARN of this
+    /// server is never taken for one of AWS's.
+    pub const DEFAULT_ACCOUNT_ID: &str = "000000000000";
+}
+
+impl Default for AwsConfig {
+    fn default() -> Self {
+        Self {
+            region: Self::DEFAULT_REGION.to_owned(),
+            account_id: Self::DEFAULT_ACCOUNT_ID.to_owned(),
+        }
+    }
 }
 
 /// How many keys and secrets one app may hold (`--max-keys-per-app`,
@@ -421,6 +450,7 @@ pub(crate) async fn open(config: &Config) -> anyhow::Result<Service> {
         attestation,
         require_signed_action: config.require_signed_action,
         served_spki,
+        aws: config.aws.clone(),
     }));
     Ok(Service {
         state,
@@ -831,6 +861,7 @@ impl Config {
             hsm: None,
             domain: None,
             require_signed_action: false,
+            aws: AwsConfig::default(),
         }
     }
 }

@@ -47,6 +47,8 @@ pub(crate) struct Inner {
     /// GetServerEvidence binds; `None` under `--http` (no TLS key to bind). Set before the
     /// state exists, so no request of a TLS server ever sees it missing.
     pub(crate) served_spki: Option<Arc<[u8]>>,
+    /// The AWS KMS API's region and account.
+    pub(crate) aws: crate::server::AwsConfig,
 }
 
 /// What the quote actions (GenerateQuote, VerifyQuote) work with.

@@ -312,14 +312,17 @@ fn is_rotation_interval(s: &str) -> bool {
 
 /// What every alias name starts with (as AWS KMS's do).
 pub(crate) const ALIAS_PREFIX: &str = "alias/";
+/// Names AWS KMS keeps for its own keys; refused here too, so that an alias made through one
+/// API is valid on the other.
+pub(crate) const RESERVED_ALIAS_PREFIX: &str = "alias/aws/";
 /// `alias/` and at least one character.
-const ALIAS_MIN: usize = ALIAS_PREFIX.len() + 1;
+pub(crate) const ALIAS_MIN: usize = ALIAS_PREFIX.len() + 1;
 /// `alias/` and at most 250 characters: AWS KMS's limit, so a name is valid on both APIs.
-const ALIAS_MAX: usize = ALIAS_PREFIX.len() + 250;
+pub(crate) const ALIAS_MAX: usize = ALIAS_PREFIX.len() + 250;
 
 /// An alias name: the prefix, then only `[A-Za-z0-9/_-]` (the prefix and the length are
 /// checked before).
-fn is_alias(s: &str) -> bool {
+pub(crate) fn is_alias(s: &str) -> bool {
     s.strip_prefix(ALIAS_PREFIX).is_some_and(|name| {
         name.bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'/' | b'_' | b'-'))

@@ -179,6 +179,16 @@ pub(crate) struct Args {
     /// send it; upstream's SDKs do not: turn this on once every client is ehsm's.
     #[arg(long, env = "EHSM_REQUIRE_SIGNED_ACTION")]
     require_signed_action: bool,
+
+    /// The region of the AWS KMS API (at /aws) [default: us-east-1]: clients sign their
+    /// requests for it (boto3's region_name, the AWS CLI's --region) and key ARNs name it.
+    #[arg(long, env = "EHSM_AWS_REGION", value_name = "REGION")]
+    aws_region: Option<String>,
+
+    /// The account id in the AWS KMS API's key ARNs, twelve digits [default: 000000000000,
+    /// which no AWS account has].
+    #[arg(long, env = "EHSM_AWS_ACCOUNT_ID", value_name = "ID")]
+    aws_account_id: Option<String>,
 }
 
 /// The `--config` file: the settings of [`Args`], each optional, under the flags' names.
@@ -214,6 +224,8 @@ struct FileConfig {
     domain: Option<String>,
     domain_policy: Option<PathBuf>,
     require_signed_action: Option<bool>,
+    aws_region: Option<String>,
+    aws_account_id: Option<String>,
 }
 
 impl FileConfig {
@@ -360,6 +372,10 @@ impl Args {
             )?,
             require_signed_action: self.require_signed_action
                 || file.require_signed_action.unwrap_or(false),
+            aws: aws_config(
+                self.aws_region.or(file.aws_region),
+                self.aws_account_id.or(file.aws_account_id),
+            )?,
         };
         if config.tls_cert.is_some() != config.tls_key.is_some() {
             anyhow::bail!("tls-cert and tls-key go together: give both or neither");
@@ -422,6 +438,32 @@ fn connection_limits(
         // In range, so it fits (`MAX_CONNECTIONS` is a usize).
         max_connections: max_connections.map(|n| n as usize),
     }
+}
+
+/// The AWS KMS API's region and account, each as given or its default. A region is what AWS
+/// names regions with (`eu-west-3`): lower-case letters, digits and hyphens; an account id is
+/// twelve digits, as AWS's (SDKs that parse ARNs check both).
+fn aws_config(
+    region: Option<String>,
+    account_id: Option<String>,
+) -> anyhow::Result<server::AwsConfig> {
+    let default = server::AwsConfig::default();
+    let region = region.unwrap_or(default.region);
+    let account_id = account_id.unwrap_or(default.account_id);
+    if region.is_empty()
+        || !region
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+    {
+        anyhow::bail!(
+            "aws-region {region:?} is not a region name (lower-case letters, digits and \
+             hyphens, e.g. eu-west-3)"
+        );
+    }
+    if account_id.len() != 12 || !account_id.bytes().all(|b| b.is_ascii_digit()) {
+        anyhow::bail!("aws-account-id {account_id:?} is not twelve digits");
+    }
+    Ok(server::AwsConfig { region, account_id })
 }
 
 /// A node of a domain: its dkeycache and the policy the dkeycache must satisfy, both or neither.
@@ -670,6 +712,36 @@ mod tests {
         };
         both("", &["--collateral", "/x.json", "--pccs-url", "https://p"]);
         both("collateral = \"c.json\"\npccs-url = \"https://p\"", &[]);
+    }
+
+    #[test]
+    fn aws_region_and_account_from_the_file_and_flags() {
+        let c = config("", &[]).0.unwrap();
+        assert_eq!(
+            (c.aws.region.as_str(), c.aws.account_id.as_str()),
+            ("us-east-1", "000000000000")
+        );
+        let toml = "aws-region = \"eu-west-3\"\naws-account-id = \"111122223333\"";
+        let c = config(toml, &[]).0.unwrap();
+        assert_eq!(
+            (c.aws.region.as_str(), c.aws.account_id.as_str()),
+            ("eu-west-3", "111122223333")
+        );
+        let c = config(toml, &["--aws-region", "ap-south-1"]).0.unwrap();
+        assert_eq!(
+            (c.aws.region.as_str(), c.aws.account_id.as_str()),
+            ("ap-south-1", "111122223333"),
+            "the flag wins, the file's account stays"
+        );
+        let message = |flags: &[&str]| format!("{:#}", config("", flags).0.err().unwrap());
+        for bad in ["", "EU-WEST-3", "eu west"] {
+            let m = message(&["--aws-region", bad]);
+            assert!(m.contains("is not a region name"), "{m}");
+        }
+        for bad in ["12345678901", "1234567890123", "12345678901a"] {
+            let m = message(&["--aws-account-id", bad]);
+            assert!(m.contains("is not twelve digits"), "{m}");
+        }
     }
 
     #[test]

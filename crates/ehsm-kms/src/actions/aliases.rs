@@ -1,49 +1,65 @@
 //! Aliases (ehsm extension): CreateAlias, UpdateAlias, DeleteAlias, ListAliases. An alias is a
 //! per-app name for one of the app's keys; every `keyid` field takes one (`keys::resolve`).
+//! CreateAlias, DeleteAlias and ListAliases are shared with the AWS KMS API (`create`,
+//! `delete`, `list`).
 
+use std::sync::Arc;
+
+use ehsm_store::AliasRecord;
 use serde_json::{Value, json};
 
-use super::over_quota;
 use crate::envelope::Authenticated;
 use crate::keys::{self, Key, alias_cache_id};
+use crate::op_error::{OpError, Quota};
 use crate::params;
 use crate::reply::{ApiError, ApiResult, Reply};
 use crate::state::{AppState, now_ms};
-use crate::validate::ALIAS_PREFIX;
-
-/// Names AWS KMS keeps for its own keys; refused here too, so that an alias made through one
-/// API is valid on the other.
-const RESERVED_PREFIX: &str = "alias/aws/";
+use crate::validate::{ALIAS_PREFIX, RESERVED_ALIAS_PREFIX};
 
 pub(super) async fn create_alias(state: &AppState, req: &Authenticated<'_>) -> ApiResult {
-    let alias = new_name(req)?;
-    let key = target(state, req).await?;
+    let p = req.payload;
+    create(
+        state,
+        req.appid,
+        params::string(p, "alias")?,
+        params::string(p, "keyid")?,
+    )
+    .await?;
+    Ok(Reply::successful(json!({})))
+}
+
+/// Makes `alias` (a valid name: the front end checked its format) name the app's listed key
+/// `target`, a keyid (not an alias), in any state.
+pub(crate) async fn create(
+    state: &AppState,
+    appid: &str,
+    alias: &str,
+    target: &str,
+) -> Result<(), OpError> {
+    not_reserved(alias)?;
+    let key = target_key(state, appid, target).await?;
     let quota = state.quotas.aliases_per_app;
     match state
         .store
-        .create_alias(req.appid, alias, &key.record.keyid, now_ms(), quota)
+        .create_alias(appid, alias, &key.record.keyid, now_ms(), quota)
         .await
     {
         Ok(()) => {}
-        Err(ehsm_store::Error::Conflict) => {
-            return Err(ApiError::bad_request(format!(
-                "Parameter invalid, The alias {alias} already exists: UpdateAlias points it at \
-                 another key."
-            )));
-        }
-        Err(ehsm_store::Error::UnknownKey) => return Err(ApiError::bad_request("keyid error")),
-        Err(e) => return Err(over_quota(e, "Alias", "aliases", quota)),
+        Err(ehsm_store::Error::Conflict) => return Err(OpError::AliasExists(alias.to_owned())),
+        Err(ehsm_store::Error::UnknownKey) => return Err(OpError::UnknownKey),
+        Err(e) => return Err(OpError::from_quota(e, Quota::Aliases, quota)),
     }
-    forget(state, req.appid, alias);
-    Ok(Reply::successful(json!({})))
+    forget(state, appid, alias);
+    Ok(())
 }
 
 /// Points an alias at another key of the same kind (both symmetric ciphers, both HMAC, or both
 /// asymmetric, with the same usage), as AWS KMS requires: a client using the alias keeps
 /// getting a key that can do what it asks.
 pub(super) async fn update_alias(state: &AppState, req: &Authenticated<'_>) -> ApiResult {
-    let alias = new_name(req)?;
-    let key = target(state, req).await?;
+    let alias = params::string(req.payload, "alias")?;
+    not_reserved(alias)?;
+    let key = target_key(state, req.appid, params::string(req.payload, "keyid")?).await?;
     let current = keys::find_listed(state, req.appid, alias).await?;
     let kind = |k: &Key| {
         (
@@ -66,8 +82,8 @@ pub(super) async fn update_alias(state: &AppState, req: &Authenticated<'_>) -> A
         .await
     {
         Ok(true) => {}
-        Ok(false) => return Err(keys::unknown_alias(alias)),
-        Err(ehsm_store::Error::UnknownKey) => return Err(ApiError::bad_request("keyid error")),
+        Ok(false) => return Err(OpError::UnknownAlias(alias.to_owned()).into()),
+        Err(ehsm_store::Error::UnknownKey) => return Err(OpError::UnknownKey.into()),
         Err(e) => return Err(e.into()),
     }
     forget(state, req.appid, alias);
@@ -75,29 +91,22 @@ pub(super) async fn update_alias(state: &AppState, req: &Authenticated<'_>) -> A
 }
 
 pub(super) async fn delete_alias(state: &AppState, req: &Authenticated<'_>) -> ApiResult {
-    let alias = params::string(req.payload, "alias")?;
-    if !state.store.delete_alias(req.appid, alias).await? {
-        return Err(keys::unknown_alias(alias));
-    }
-    forget(state, req.appid, alias);
+    delete(state, req.appid, params::string(req.payload, "alias")?).await?;
     Ok(Reply::successful(json!({})))
+}
+
+/// Deletes one of the app's aliases; its key stays.
+pub(crate) async fn delete(state: &AppState, appid: &str, alias: &str) -> Result<(), OpError> {
+    if !state.store.delete_alias(appid, alias).await? {
+        return Err(OpError::UnknownAlias(alias.to_owned()));
+    }
+    forget(state, appid, alias);
+    Ok(())
 }
 
 /// All the app's aliases in name order, or those of one key.
 pub(super) async fn list_aliases(state: &AppState, req: &Authenticated<'_>) -> ApiResult {
-    let keyid = match params::opt_string(req.payload, "keyid")? {
-        Some(reference) => Some(
-            keys::find_listed(state, req.appid, reference)
-                .await?
-                .record
-                .keyid
-                .clone(),
-        ),
-        None => None,
-    };
-    let aliases: Vec<Value> = state
-        .store
-        .list_aliases(req.appid, keyid.as_deref())
+    let aliases: Vec<Value> = list(state, req.appid, params::opt_string(req.payload, "keyid")?)
         .await?
         .into_iter()
         .map(|a| json!({ "alias": a.alias, "keyid": a.keyid }))
@@ -105,31 +114,41 @@ pub(super) async fn list_aliases(state: &AppState, req: &Authenticated<'_>) -> A
     Ok(Reply::successful(json!({ "aliases": aliases })))
 }
 
-/// The `alias` of a CreateAlias or UpdateAlias, unless it is a reserved name.
-fn new_name<'a>(req: &Authenticated<'a>) -> Result<&'a str, ApiError> {
-    let alias = params::string(req.payload, "alias")?;
-    if alias.starts_with(RESERVED_PREFIX) {
-        return Err(ApiError::bad_request(format!(
-            "Parameter invalid, The alias must not start with {RESERVED_PREFIX}: AWS KMS \
-             reserves those names."
-        )));
+/// The app's aliases in name order; with `key` (a keyid or alias of one of the app's listed
+/// keys, in any state), that key's.
+pub(crate) async fn list(
+    state: &AppState,
+    appid: &str,
+    key: Option<&str>,
+) -> Result<Vec<AliasRecord>, OpError> {
+    let keyid = match key {
+        Some(reference) => Some(
+            keys::find_listed(state, appid, reference)
+                .await?
+                .record
+                .keyid
+                .clone(),
+        ),
+        None => None,
+    };
+    Ok(state.store.list_aliases(appid, keyid.as_deref()).await?)
+}
+
+/// Refuses a name under the prefix AWS KMS reserves, for CreateAlias and UpdateAlias.
+fn not_reserved(alias: &str) -> Result<(), OpError> {
+    if alias.starts_with(RESERVED_ALIAS_PREFIX) {
+        return Err(OpError::ReservedAlias);
     }
-    Ok(alias)
+    Ok(())
 }
 
 /// The key an alias is to name: one of the app's listed keys, in any state, by keyid. An
 /// alias that names an alias is refused: resolution is one step, so no chain or cycle exists.
-async fn target(
-    state: &AppState,
-    req: &Authenticated<'_>,
-) -> Result<std::sync::Arc<Key>, ApiError> {
-    let reference = params::string(req.payload, "keyid")?;
+async fn target_key(state: &AppState, appid: &str, reference: &str) -> Result<Arc<Key>, OpError> {
     if reference.starts_with(ALIAS_PREFIX) {
-        return Err(ApiError::bad_request(
-            "Parameter invalid, The keyid of an alias must be a keyid, not another alias.",
-        ));
+        return Err(OpError::AliasOfAlias);
     }
-    keys::find_listed(state, req.appid, reference).await
+    keys::find_listed(state, appid, reference).await
 }
 
 /// Drops the alias from this node's cache (the other nodes learn it from the store).

@@ -7,9 +7,10 @@ use ehsm_core::spec::{KeySpec, KeyUsage, Origin};
 use ehsm_store::{CmkRecord, CmkVersion, KeyState};
 use serde_json::{Value, json};
 
-use super::{heavy, over_quota};
+use super::heavy;
 use crate::envelope::Authenticated;
 use crate::keys;
+use crate::op_error::{OpError, Quota};
 use crate::params;
 use crate::reply::{ApiError, ApiResult, Reply};
 use crate::state::{AppState, now_ms};
@@ -28,23 +29,52 @@ pub(super) async fn create_key(state: &AppState, req: &Authenticated<'_>) -> Api
     let rotation_days = params::opt_integer(p, "rotationInterval")?
         .map(|days| super::lifecycle::rotation_days(days, spec, origin))
         .transpose()?;
-    let description = params::opt_string(p, "description")?;
-    let keyid = uuid::Uuid::new_v4().to_string();
-    let ctx = KeyContext {
-        keyid: &keyid,
-        appid: req.appid,
+    let new = NewKey {
         spec,
         origin,
         usage,
+        description: params::opt_string(p, "description")?,
+        rotation_days,
+    };
+    let record = create(state, req.appid, &new).await?;
+    Ok(Reply::success(json!({ "keyid": record.keyid })))
+}
+
+/// What a new key is to be; the front end has checked each part.
+pub(crate) struct NewKey<'a> {
+    pub(crate) spec: KeySpec,
+    pub(crate) origin: Origin,
+    pub(crate) usage: KeyUsage,
+    pub(crate) description: Option<&'a str>,
+    /// Automatic rotation every this many days (checked by `lifecycle::rotation_days`).
+    pub(crate) rotation_days: Option<u32>,
+}
+
+/// Makes a key of the app's: the core generates its material (none yet for an external key),
+/// and the record is stored within the app's key quota. Returns the stored record.
+pub(crate) async fn create(
+    state: &AppState,
+    appid: &str,
+    new: &NewKey<'_>,
+) -> Result<CmkRecord, OpError> {
+    let keyid = uuid::Uuid::new_v4().to_string();
+    let ctx = KeyContext {
+        keyid: &keyid,
+        appid,
+        spec: new.spec,
+        origin: new.origin,
+        usage: new.usage,
         version: 1,
     };
     let blob = heavy(state, || state.core.create_key(&ctx)).await?;
     let now = now_ms();
     let expire_time = now.saturating_add(state.key_lifetime_ms);
     let record = CmkRecord {
-        description: description.map(str::to_owned),
-        rotation_interval_days: rotation_days,
-        next_rotation: rotation_days.map(|days| super::lifecycle::after_days(now, days)),
+        description: new.description.map(str::to_owned),
+        rotation_interval_days: new.rotation_days,
+        next_rotation: new
+            .rotation_days
+            .map(|days| super::lifecycle::after_days(now, days)),
         ..new_record(&ctx, blob.as_bytes(), now, expire_time, true)
     };
     let quota = state.quotas.keys_per_app;
@@ -52,8 +82,8 @@ pub(super) async fn create_key(state: &AppState, req: &Authenticated<'_>) -> Api
         .store
         .insert_cmk_within_quota(&record, quota)
         .await
-        .map_err(|e| over_quota(e, "Key", "keys", quota))?;
-    Ok(Reply::success(json!({ "keyid": keyid })))
+        .map_err(|e| OpError::from_quota(e, Quota::Keys, quota))?;
+    Ok(record)
 }
 
 /// The middle of DeleteKey's and DeleteAllKey's refusals: "N secrets, which ...".
@@ -129,18 +159,30 @@ pub(super) async fn list_key(state: &AppState, req: &Authenticated<'_>) -> ApiRe
                 ))
             })?,
     };
-    // One more than the page, to know whether another page follows.
-    let mut keys = state
-        .store
-        .list_cmks(req.appid, marker.unwrap_or(""), limit + 1)
-        .await?;
-    let more = keys.len() > limit as usize;
-    keys.truncate(limit as usize);
+    let (keys, more) = page(state, req.appid, marker.unwrap_or(""), limit).await?;
     let mut result = json!({ "list": list_items(state, req.appid, &keys).await? });
     if more && let Some(last) = keys.last() {
         result["nextMarker"] = last.keyid.clone().into();
     }
     Ok(Reply::successful(result))
+}
+
+/// One page of the app's listed keys by keyid: at most `limit` whose keyid sorts after
+/// `marker`, and whether more follow (the last one's keyid is then the next page's marker).
+pub(crate) async fn page(
+    state: &AppState,
+    appid: &str,
+    marker: &str,
+    limit: u32,
+) -> ehsm_store::Result<(Vec<CmkRecord>, bool)> {
+    // One more than the page, to know whether another page follows.
+    let mut keys = state
+        .store
+        .list_cmks(appid, marker, limit.saturating_add(1))
+        .await?;
+    let more = keys.len() > limit as usize;
+    keys.truncate(limit as usize);
+    Ok((keys, more))
 }
 
 /// ListKey's items, as upstream spells them. `alias` (always `""` upstream) holds the key's
@@ -228,7 +270,29 @@ pub(super) async fn set_state(
     req: &Authenticated<'_>,
     enabled: bool,
 ) -> ApiResult {
-    let keyid = keys::resolve(state, req.appid, params::string(req.payload, "keyid")?).await?;
+    match set_enabled(
+        state,
+        req.appid,
+        params::string(req.payload, "keyid")?,
+        enabled,
+    )
+    .await
+    {
+        Ok(()) => Ok(Reply::successful(json!({}))),
+        // Upstream's words for EnableKey and DisableKey of a key it does not find.
+        Err(OpError::UnknownKey) => Err(ApiError::bad_request("not find this keyid")),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// EnableKey and DisableKey of one of the app's listed keys (by keyid or alias).
+pub(crate) async fn set_enabled(
+    state: &AppState,
+    appid: &str,
+    reference: &str,
+    enabled: bool,
+) -> Result<(), OpError> {
+    let keyid = keys::resolve(state, appid, reference).await?;
     let keyid = keyid.as_str();
     let new = if enabled {
         KeyState::Enabled
@@ -240,17 +304,15 @@ pub(super) async fn set_state(
         .store
         .get_cmk(keyid)
         .await?
-        .filter(|r| r.appid == req.appid && r.listed);
+        .filter(|r| r.appid == appid && r.listed);
     // A key pending deletion stays disabled until the deletion is cancelled (as in AWS KMS),
     // so that no one uses a key its owner means to destroy.
     if enabled && record.as_ref().is_some_and(|r| r.deletion_date.is_some()) {
-        return Err(ApiError::bad_request(
-            "keyid is pending deletion: CancelKeyDeletion first, then EnableKey.",
-        ));
+        return Err(OpError::EnablePendingDeletion);
     }
-    if record.is_none() || !state.store.set_key_state(req.appid, keyid, new).await? {
-        return Err(ApiError::bad_request("not find this keyid"));
+    if record.is_none() || !state.store.set_key_state(appid, keyid, new).await? {
+        return Err(OpError::UnknownKey);
     }
     state.keys.forget(keyid);
-    Ok(Reply::successful(json!({})))
+    Ok(())
 }

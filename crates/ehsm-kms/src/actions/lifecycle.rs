@@ -294,7 +294,7 @@ pub(crate) async fn rotate_due(state: &AppState, now: i64) -> ehsm_store::Result
         let keyid = record.keyid.clone();
         let outcome = match Key::new(record) {
             Ok(key) => rotate(state, Arc::new(key), Some(now)).await,
-            Err(e) => Err(e),
+            Err(e) => Err(e.into()),
         };
         match outcome {
             Ok(Some(version)) => {

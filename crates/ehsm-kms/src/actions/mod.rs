@@ -1,15 +1,15 @@
 //! One function per action, all with the same shape: `(state, authenticated request) -> reply`.
 //! Dispatch is a plain `match`.
 
-mod aliases;
+pub(crate) mod aliases;
 mod asymmetric;
 mod byok;
-mod keys;
+pub(crate) mod keys;
 mod lifecycle;
 mod mac;
 mod quote;
 mod secrets;
-mod symmetric;
+pub(crate) mod symmetric;
 
 pub(crate) use keys::PAGE_MAX as LIST_KEY_PAGE_MAX;
 pub(crate) use lifecycle::{delete_due as delete_due_keys, rotate_due as rotate_due_keys};
@@ -91,10 +91,7 @@ pub(crate) fn over_quota(
 ) -> ApiError {
     match (e, quota) {
         (ehsm_store::Error::QuotaExceeded { count }, Some(quota)) => {
-            ApiError::bad_request(format!(
-                "{what} quota exceeded: this app already has {count} {plural} \
-                 (the server's limit is {quota} per app)."
-            ))
+            crate::reply::quota_exceeded(what, plural, count, quota)
         }
         (e, _) => e.into(),
     }

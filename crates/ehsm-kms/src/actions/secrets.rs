@@ -23,6 +23,7 @@ use serde_json::{Map, Value, json};
 use super::over_quota;
 use crate::envelope::Authenticated;
 use crate::keys::{self, Key, Visibility};
+use crate::op_error::OpError;
 use crate::params;
 use crate::reply::{ApiError, ApiResult, Reply};
 use crate::state::{AppState, now_ms};
@@ -84,16 +85,13 @@ async fn key_for_new_secret(
                 Err(e) => return Err(e.into()),
             }
         }
-        return keys::load_as(state, appid, &keyid, Visibility::Internal).await;
+        return Ok(keys::load_as(state, appid, &keyid, Visibility::Internal).await?);
     };
-    let key = keys::load(state, appid, keyid).await.map_err(|e| {
-        if e.message == "keyid error" {
-            // Upstream's message; as for every key, "no such key" and "another app's key" are
-            // one answer.
-            ApiError::bad_request(CMK_NOT_FOUND)
-        } else {
-            e
-        }
+    let key = keys::load(state, appid, keyid).await.map_err(|e| match e {
+        // Upstream's message; as for every key, "no such key" and "another app's key" are one
+        // answer.
+        OpError::UnknownKey => ApiError::bad_request(CMK_NOT_FOUND),
+        e => e.into(),
     })?;
     if !key.spec.is_symmetric_cipher() || key.usage != KeyUsage::EncryptDecrypt {
         return Err(ApiError::bad_request(
@@ -105,7 +103,7 @@ async fn key_for_new_secret(
 
 /// The key of an existing secret (the app's default key or the one it was created with).
 async fn key_of(state: &AppState, secret: &SecretRecord) -> Result<Arc<Key>, ApiError> {
-    keys::load_as(state, &secret.appid, &secret.keyid, Visibility::Internal).await
+    Ok(keys::load_as(state, &secret.appid, &secret.keyid, Visibility::Internal).await?)
 }
 
 /// The additional data a secret's values are bound to.

@@ -1,10 +1,11 @@
 //! Encrypt, Decrypt, GenerateDataKey(WithoutPlaintext), ExportDataKey.
 
+use ehsm_core::{DataKey, MacVerified, SecretBytes};
 use serde_json::json;
 
 use super::heavy;
 use crate::envelope::Authenticated;
-use crate::keys;
+use crate::keys::{self, Key};
 use crate::params::{self, b64};
 use crate::reply::ApiResult;
 use crate::reply::Reply;
@@ -15,11 +16,22 @@ pub(super) async fn encrypt(state: &AppState, req: &Authenticated<'_>) -> ApiRes
     let key = keys::load(state, req.appid, params::string(p, "keyid")?).await?;
     let plaintext = params::bytes(p, "plaintext")?;
     let aad = params::opt_bytes(p, "aad")?;
-    let primary = key.primary();
-    let ct = state
-        .core
-        .encrypt(&req.mac, &primary.ctx, primary.blob, &plaintext, &aad)?;
+    let ct = encrypt_with(state, &req.mac, &key, &plaintext, &aad)?;
     Ok(Reply::success(json!({ "ciphertext": b64(&ct) })))
+}
+
+/// Encrypt (both front ends): under the key's primary version.
+pub(crate) fn encrypt_with(
+    state: &AppState,
+    mac: &MacVerified<'_>,
+    key: &Key,
+    plaintext: &[u8],
+    aad: &[u8],
+) -> ehsm_core::Result<Vec<u8>> {
+    let primary = key.primary();
+    state
+        .core
+        .encrypt(mac, &primary.ctx, primary.blob, plaintext, aad)
 }
 
 pub(super) async fn decrypt(state: &AppState, req: &Authenticated<'_>) -> ApiResult {
@@ -27,12 +39,23 @@ pub(super) async fn decrypt(state: &AppState, req: &Authenticated<'_>) -> ApiRes
     let key = keys::load(state, req.appid, params::string(p, "keyid")?).await?;
     let ciphertext = params::bytes(p, "ciphertext")?;
     let aad = params::opt_bytes(p, "aad")?;
-    // The ciphertext names the version that made it: data from before a rotation decrypts.
-    let version = key.of_ciphertext(&ciphertext)?;
-    let pt = state
-        .core
-        .decrypt(&req.mac, &version.ctx, version.blob, &ciphertext, &aad)?;
+    let pt = decrypt_with(state, &req.mac, &key, &ciphertext, &aad)?;
     Ok(Reply::success(json!({ "plaintext": b64(pt.as_slice()) })))
+}
+
+/// Decrypt (both front ends): the ciphertext names the version that made it, so data from
+/// before a rotation decrypts.
+pub(crate) fn decrypt_with(
+    state: &AppState,
+    mac: &MacVerified<'_>,
+    key: &Key,
+    ciphertext: &[u8],
+    aad: &[u8],
+) -> ehsm_core::Result<SecretBytes> {
+    let version = key.of_ciphertext(ciphertext)?;
+    state
+        .core
+        .decrypt(mac, &version.ctx, version.blob, ciphertext, aad)
 }
 
 pub(super) async fn generate_data_key(
@@ -45,15 +68,27 @@ pub(super) async fn generate_data_key(
     let len = params::integer(p, "keylen")?;
     let aad = params::opt_bytes(p, "aad")?;
     let len = usize::try_from(len).unwrap_or(0);
-    let primary = key.primary();
-    let dk = state
-        .core
-        .generate_data_key(&req.mac, &primary.ctx, primary.blob, len, &aad)?;
+    let dk = data_key_with(state, &req.mac, &key, len, &aad)?;
     Ok(Reply::success(if with_plaintext {
         json!({ "plaintext": b64(dk.plaintext.as_slice()), "ciphertext": b64(&dk.ciphertext) })
     } else {
         json!({ "ciphertext": b64(&dk.ciphertext) })
     }))
+}
+
+/// GenerateDataKey (both front ends): `len` random bytes and their ciphertext under the key's
+/// primary version.
+pub(crate) fn data_key_with(
+    state: &AppState,
+    mac: &MacVerified<'_>,
+    key: &Key,
+    len: usize,
+    aad: &[u8],
+) -> ehsm_core::Result<DataKey> {
+    let primary = key.primary();
+    state
+        .core
+        .generate_data_key(mac, &primary.ctx, primary.blob, len, aad)
 }
 
 pub(super) async fn export_data_key(state: &AppState, req: &Authenticated<'_>) -> ApiResult {

@@ -4,11 +4,13 @@
 //!
 //! [`sigv4`] turns a request into what the core checks (the API key never leaves the core);
 //! [`error`] is AWS's error shape and the exceptions this API answers with.
-// Until the front end (piece B of issue 15) routes requests here, only the tests use this module.
-#![cfg_attr(
-    not(test),
-    expect(dead_code, reason = "used by the AWS front end (piece B)")
-)]
-
+mod ciphertext;
+mod context;
 pub(crate) mod error;
+mod ids;
+mod input;
+mod ops;
+mod server;
 pub(crate) mod sigv4;
+
+pub(crate) use server::handle;
