@@ -26,7 +26,7 @@ def arn(keyid):
     return f"arn:aws:kms:{REGION}:{ACCOUNT}:key/{keyid}"
 
 
-def kms_for(server, app, validate=True):
+def kms_for(server, app, validate=True, retries=None):
     url, ca = server
     return boto3.client(
         "kms",
@@ -35,8 +35,8 @@ def kms_for(server, app, validate=True):
         aws_access_key_id=app.appid,
         aws_secret_access_key=app.apikey,
         verify=ca,
-        # No retries: a refusal must be seen as it is, not retried away.
-        config=Config(parameter_validation=validate, retries={"total_max_attempts": 1}),
+        # No retries by default: a refusal must be seen as it is, not retried away.
+        config=Config(parameter_validation=validate, retries=retries or {"total_max_attempts": 1}),
     )
 
 
@@ -281,8 +281,9 @@ def test_protocol_errors(server, app, kms):
 def test_identical_calls_in_the_same_second_are_refused_as_replays(kms, monkeypatch):
     """botocore signs X-Amz-Date to the second and leaves its amz-sdk-invocation-id header
     unsigned, so two identical calls within one second carry the same signature, and ehsm's
-    replay check (which AWS does not have) refuses the second. The clock is frozen here so
-    that the two calls fall in the same second for certain."""
+    replay check (which AWS does not have) refuses the second with a ThrottlingException.
+    botocore retries it, signing anew; with the clock frozen every retry repeats the signature,
+    so the refusal reaches the caller."""
     import datetime
 
     import botocore.auth
@@ -290,7 +291,17 @@ def test_identical_calls_in_the_same_second_are_refused_as_replays(kms, monkeypa
     frozen = datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None)
     monkeypatch.setattr(botocore.auth, "get_current_datetime", lambda: frozen)
     assert len(kms.generate_random(NumberOfBytes=12)["Plaintext"]) == 12
-    msg = refused("InvalidSignatureException", kms.generate_random, NumberOfBytes=12)
+    msg = refused("ThrottlingException", kms.generate_random, NumberOfBytes=12)
     assert "already received" in msg, msg
     # Any difference in the request is a new signature.
     assert len(kms.generate_random(NumberOfBytes=13)["Plaintext"]) == 13
+
+
+def test_identical_calls_back_to_back_succeed_through_botocores_retry(server, app):
+    """The same call three times in a row on the real clock: a repeat within the second is
+    refused as a replay, and botocore's retry, signed in a later second, is served. (Ten
+    attempts in standard mode, so that the retries certainly reach the next second.)"""
+    kms = kms_for(server, app, retries={"max_attempts": 10, "mode": "standard"})
+    for _ in range(3):
+        answer = kms.generate_random(NumberOfBytes=12)
+        assert len(answer["Plaintext"]) == 12

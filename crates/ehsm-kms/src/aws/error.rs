@@ -120,6 +120,12 @@ impl AwsError {
         Self::client("LimitExceededException", message)
     }
 
+    /// An error every AWS SDK retries, re-signing the request (botocore makes a new request,
+    /// with a new X-Amz-Date, for each attempt).
+    pub(crate) fn throttling(message: impl Into<String>) -> Self {
+        Self::client("ThrottlingException", message)
+    }
+
     /// A server fault. The body never carries the cause; log it where this is made.
     pub(crate) fn internal() -> Self {
         Self {

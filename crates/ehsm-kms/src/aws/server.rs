@@ -108,11 +108,17 @@ async fn authenticate<'a>(
 }
 
 /// AWS accepts a signed request again within its 5-minute window; ehsm does not, as it does
-/// not for eHSM requests: a captured request cannot be sent twice.
+/// not for eHSM requests: a captured request (a Decrypt, say) cannot be sent twice.
+///
+/// The refusal is a ThrottlingException, which SDKs retry: botocore signs X-Amz-Date to the
+/// second and nothing else that differs between two identical calls (its invocation id is
+/// unsigned), so a client making the same call twice within a second sends one signature twice.
+/// Its retry is signed anew, in a later second, and served; a replayed capture gets nothing.
 fn replayed() -> AwsError {
-    AwsError::invalid_signature(
-        "This request (its signature) was already received: ehsm refuses replayed requests. \
-         Sign each request anew.",
+    AwsError::throttling(
+        "Rate exceeded: this request repeats the signature of one already received (ehsm \
+         refuses replayed requests, and identical requests signed within the same second share \
+         a signature). Send it again, signed anew.",
     )
 }
 
