@@ -22,6 +22,12 @@ pub(crate) enum OpError {
     AliasExists(String),
     /// An alias's target named by another alias: resolution is one step, so no chain exists.
     AliasOfAlias,
+    /// UpdateAlias to a key of another kind than the one `alias` names now (`spec`, `usage`).
+    AliasKind {
+        alias: String,
+        spec: ehsm_core::spec::KeySpec,
+        usage: ehsm_core::spec::KeyUsage,
+    },
     /// An alias under the prefix AWS KMS keeps for its own aliases.
     ReservedAlias,
     /// A per-app quota is full: the app already has `count`, the server allows `limit`.

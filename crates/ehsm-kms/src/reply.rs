@@ -246,6 +246,12 @@ impl From<OpError> for ApiError {
             OpError::AliasOfAlias => Self::bad_request(
                 "Parameter invalid, The keyid of an alias must be a keyid, not another alias.",
             ),
+            OpError::AliasKind { alias, spec, usage } => Self::bad_request(format!(
+                "Parameter invalid, The keyid must be a key of the same kind as the one {alias} \
+                 names now ({} with usage {}).",
+                spec.as_str(),
+                usage.as_str()
+            )),
             OpError::ReservedAlias => Self::bad_request(format!(
                 "Parameter invalid, The alias must not start with {RESERVED_ALIAS_PREFIX}: AWS \
                  KMS reserves those names."

@@ -1,7 +1,6 @@
 //! Aliases (ehsm extension): CreateAlias, UpdateAlias, DeleteAlias, ListAliases. An alias is a
 //! per-app name for one of the app's keys; every `keyid` field takes one (`keys::resolve`).
-//! CreateAlias, DeleteAlias and ListAliases are shared with the AWS KMS API (`create`,
-//! `delete`, `list`).
+//! All four are shared with the AWS KMS API (`create`, `update`, `delete`, `list`).
 
 use std::sync::Arc;
 
@@ -12,7 +11,7 @@ use crate::envelope::Authenticated;
 use crate::keys::{self, Key, alias_cache_id};
 use crate::op_error::{OpError, Quota};
 use crate::params;
-use crate::reply::{ApiError, ApiResult, Reply};
+use crate::reply::{ApiResult, Reply};
 use crate::state::{AppState, now_ms};
 use crate::validate::{ALIAS_PREFIX, RESERVED_ALIAS_PREFIX};
 
@@ -53,14 +52,30 @@ pub(crate) async fn create(
     Ok(())
 }
 
+pub(super) async fn update_alias(state: &AppState, req: &Authenticated<'_>) -> ApiResult {
+    let p = req.payload;
+    update(
+        state,
+        req.appid,
+        params::string(p, "alias")?,
+        params::string(p, "keyid")?,
+    )
+    .await?;
+    Ok(Reply::successful(json!({})))
+}
+
 /// Points an alias at another key of the same kind (both symmetric ciphers, both HMAC, or both
 /// asymmetric, with the same usage), as AWS KMS requires: a client using the alias keeps
 /// getting a key that can do what it asks.
-pub(super) async fn update_alias(state: &AppState, req: &Authenticated<'_>) -> ApiResult {
-    let alias = params::string(req.payload, "alias")?;
+pub(crate) async fn update(
+    state: &AppState,
+    appid: &str,
+    alias: &str,
+    target: &str,
+) -> Result<(), OpError> {
     not_reserved(alias)?;
-    let key = target_key(state, req.appid, params::string(req.payload, "keyid")?).await?;
-    let current = keys::find_listed(state, req.appid, alias).await?;
+    let key = target_key(state, appid, target).await?;
+    let current = keys::find_listed(state, appid, alias).await?;
     let kind = |k: &Key| {
         (
             k.spec.is_symmetric_cipher(),
@@ -69,25 +84,24 @@ pub(super) async fn update_alias(state: &AppState, req: &Authenticated<'_>) -> A
         )
     };
     if kind(&current) != kind(&key) {
-        return Err(ApiError::bad_request(format!(
-            "Parameter invalid, The keyid must be a key of the same kind as the one {alias} \
-             names now ({} with usage {}).",
-            current.spec.as_str(),
-            current.usage.as_str()
-        )));
+        return Err(OpError::AliasKind {
+            alias: alias.to_owned(),
+            spec: current.spec,
+            usage: current.usage,
+        });
     }
     match state
         .store
-        .update_alias(req.appid, alias, &key.record.keyid)
+        .update_alias(appid, alias, &key.record.keyid)
         .await
     {
         Ok(true) => {}
-        Ok(false) => return Err(OpError::UnknownAlias(alias.to_owned()).into()),
-        Err(ehsm_store::Error::UnknownKey) => return Err(OpError::UnknownKey.into()),
+        Ok(false) => return Err(OpError::UnknownAlias(alias.to_owned())),
+        Err(ehsm_store::Error::UnknownKey) => return Err(OpError::UnknownKey),
         Err(e) => return Err(e.into()),
     }
-    forget(state, req.appid, alias);
-    Ok(Reply::successful(json!({})))
+    forget(state, appid, alias);
+    Ok(())
 }
 
 pub(super) async fn delete_alias(state: &AppState, req: &Authenticated<'_>) -> ApiResult {

@@ -27,7 +27,7 @@ const DAY_MS: i64 = 86_400_000;
 const DEFAULT_ROTATION_DAYS: u32 = 365;
 
 /// ScheduleKeyDeletion's waiting period when the client gives none (AWS KMS's default).
-const DEFAULT_PENDING_DAYS: i64 = 30;
+pub(crate) const DEFAULT_PENDING_DAYS: i64 = 30;
 
 /// How often RotateKey tries again after losing a race with another rotation of the same key:
 /// each loss means another writer made a version, so a few tries settle any realistic
@@ -152,6 +152,20 @@ pub(super) async fn update_rotation_policy(state: &AppState, req: &Authenticated
     } else {
         keys::find_listed(state, req.appid, reference).await?
     };
+    set_rotation(state, req.appid, &key, enable, interval).await?;
+    Ok(Reply::successful(json!({})))
+}
+
+/// Turns automatic rotation of `key` on (every `interval` days, else the interval it had, else
+/// AWS's default) or off (keeping `interval` if given), for both front ends. The caller has
+/// loaded the key as its rule for `enable` requires and checked `interval`'s range.
+pub(crate) async fn set_rotation(
+    state: &AppState,
+    appid: &str,
+    key: &Key,
+    enable: bool,
+    interval: Option<i64>,
+) -> Result<(), ApiError> {
     let days = interval
         .map(|days| rotation_days(days, key.spec, key.origin))
         .transpose()?;
@@ -174,13 +188,13 @@ pub(super) async fn update_rotation_policy(state: &AppState, req: &Authenticated
     let keyid = &key.record.keyid;
     if !state
         .store
-        .set_rotation(req.appid, keyid, interval, next_rotation)
+        .set_rotation(appid, keyid, interval, next_rotation)
         .await?
     {
         return Err(ApiError::bad_request("keyid error"));
     }
     forget_key(state, keyid);
-    Ok(Reply::successful(json!({})))
+    Ok(())
 }
 
 pub(super) async fn list_key_versions(state: &AppState, req: &Authenticated<'_>) -> ApiResult {
@@ -228,8 +242,6 @@ pub(super) async fn describe_key(state: &AppState, req: &Authenticated<'_>) -> A
     })))
 }
 
-/// The key is disabled at once and deleted by the jobs after the waiting period; until then
-/// CancelKeyDeletion keeps it. A key that encrypts secrets is refused, as DeleteKey refuses it.
 pub(super) async fn schedule_key_deletion(state: &AppState, req: &Authenticated<'_>) -> ApiResult {
     let p = req.payload;
     let key = keys::find_listed(state, req.appid, params::string(p, "keyid")?).await?;
@@ -242,11 +254,25 @@ pub(super) async fn schedule_key_deletion(state: &AppState, req: &Authenticated<
     let days = u32::try_from(days).map_err(|_| {
         ApiError::bad_request("Parameter invalid, The pendingWindowInDays is out of range.")
     })?;
+    let deletion_date = schedule_deletion(state, req.appid, &key, days).await?;
+    Ok(Reply::successful(json!({ "deletionDate": deletion_date })))
+}
+
+/// ScheduleKeyDeletion (both front ends), of a key the caller found not pending deletion: the
+/// key is disabled at once and deleted by the jobs after `days` days (the caller checked the
+/// range); until then CancelKeyDeletion keeps it. A key that encrypts secrets is refused, as
+/// DeleteKey refuses it. Returns the deletion date (ms since the epoch).
+pub(crate) async fn schedule_deletion(
+    state: &AppState,
+    appid: &str,
+    key: &Key,
+    days: u32,
+) -> Result<i64, ApiError> {
     let deletion_date = after_days(now_ms(), days);
     let keyid = &key.record.keyid;
     match state
         .store
-        .schedule_cmk_deletion(req.appid, keyid, deletion_date)
+        .schedule_cmk_deletion(appid, keyid, deletion_date)
         .await
     {
         Ok(true) => {}
@@ -265,22 +291,32 @@ pub(super) async fn schedule_key_deletion(state: &AppState, req: &Authenticated<
         Err(e) => return Err(e.into()),
     }
     forget_key(state, keyid);
-    Ok(Reply::successful(json!({ "deletionDate": deletion_date })))
+    Ok(deletion_date)
 }
 
-/// The key comes back disabled, as in AWS KMS: EnableKey it to use it again.
 pub(super) async fn cancel_key_deletion(state: &AppState, req: &Authenticated<'_>) -> ApiResult {
     let key = keys::find_listed(state, req.appid, params::string(req.payload, "keyid")?).await?;
-    let keyid = &key.record.keyid;
-    if key.record.deletion_date.is_none()
-        || !state.store.cancel_cmk_deletion(req.appid, keyid).await?
-    {
+    if !cancel_deletion(state, req.appid, &key).await? {
         return Err(ApiError::bad_request(
             "Parameter invalid, The keyid is not pending deletion.",
         ));
     }
-    forget_key(state, keyid);
     Ok(Reply::successful(json!({})))
+}
+
+/// CancelKeyDeletion (both front ends): the key comes back disabled, as in AWS KMS (EnableKey
+/// it to use it again). `false`: it was not pending deletion.
+pub(crate) async fn cancel_deletion(
+    state: &AppState,
+    appid: &str,
+    key: &Key,
+) -> ehsm_store::Result<bool> {
+    let keyid = &key.record.keyid;
+    if key.record.deletion_date.is_none() || !state.store.cancel_cmk_deletion(appid, keyid).await? {
+        return Ok(false);
+    }
+    forget_key(state, keyid);
+    Ok(true)
 }
 
 /// How many keys one job run rotates or deletes at most; the rest wait for the next run.

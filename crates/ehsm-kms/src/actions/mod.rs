@@ -5,7 +5,7 @@ pub(crate) mod aliases;
 mod asymmetric;
 mod byok;
 pub(crate) mod keys;
-mod lifecycle;
+pub(crate) mod lifecycle;
 mod mac;
 mod quote;
 mod secrets;

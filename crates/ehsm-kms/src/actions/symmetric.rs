@@ -124,21 +124,36 @@ pub(super) async fn reencrypt(state: &AppState, req: &Authenticated<'_>) -> ApiR
     let ciphertext = params::bytes(p, "ciphertext")?;
     let aad = params::opt_bytes(p, "aad")?;
     let dest_aad = params::opt_bytes(p, "destinationaad")?;
-    let from = source.of_ciphertext(&ciphertext)?;
-    let to = dest.primary();
-    let ct = state.core.reencrypt(
+    let (ct, version) = reencrypt_with(
+        state,
         &req.mac,
-        &from.ctx,
-        from.blob,
+        &source,
         &ciphertext,
         &aad,
-        &to.ctx,
-        to.blob,
+        &dest,
         &dest_aad,
     )?;
     Ok(Reply::success(json!({
         "ciphertext": b64(&ct),
         "keyid": dest.record.keyid,
-        "keyversion": to.number(),
+        "keyversion": version,
     })))
+}
+
+/// ReEncrypt (both front ends): the new ciphertext and the destination version that made it.
+pub(crate) fn reencrypt_with(
+    state: &AppState,
+    mac: &MacVerified<'_>,
+    source: &Key,
+    ciphertext: &[u8],
+    aad: &[u8],
+    dest: &Key,
+    dest_aad: &[u8],
+) -> ehsm_core::Result<(Vec<u8>, u32)> {
+    let from = source.of_ciphertext(ciphertext)?;
+    let to = dest.primary();
+    let ct = state.core.reencrypt(
+        mac, &from.ctx, from.blob, ciphertext, aad, &to.ctx, to.blob, dest_aad,
+    )?;
+    Ok((ct, to.number()))
 }

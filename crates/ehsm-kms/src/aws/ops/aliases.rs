@@ -1,4 +1,4 @@
-//! CreateAlias, DeleteAlias, ListAliases: the eHSM aliases (`crate::actions::aliases`), which
+//! CreateAlias, UpdateAlias, DeleteAlias, ListAliases: the eHSM aliases (`crate::actions::aliases`), which
 //! follow AWS's naming rule, so an alias made through either API works on both.
 
 use serde_json::{Value, json};
@@ -41,6 +41,22 @@ pub(super) async fn create_alias(caller: &Caller<'_>, input: &Input) -> Result<V
         .map_err(|e| match e {
             // The alias, not the key, is what is refused.
             OpError::ReservedAlias | OpError::AliasExists(_) => refusal(names, e, alias),
+            e => refusal(names, e, target),
+        })?;
+    Ok(json!({}))
+}
+
+/// Points the alias at another key of the same kind (`shared::update`).
+pub(super) async fn update_alias(caller: &Caller<'_>, input: &Input) -> Result<Value, AwsError> {
+    let alias = alias_name(input)?;
+    let names = caller.names();
+    let target = names.key_only(input.string("TargetKeyId", 2048)?)?;
+    shared::update(caller.state, caller.appid(), alias, target)
+        .await
+        .map_err(|e| match e {
+            OpError::ReservedAlias | OpError::UnknownAlias(_) | OpError::AliasKind { .. } => {
+                refusal(names, e, alias)
+            }
             e => refusal(names, e, target),
         })?;
     Ok(json!({}))

@@ -20,13 +20,13 @@ use crate::params::b64;
 
 /// AWS's limits: Encrypt's plaintext, a CiphertextBlob.
 const MAX_PLAINTEXT: usize = 4096;
-const MAX_CIPHERTEXT: usize = 6144;
+pub(super) const MAX_CIPHERTEXT: usize = 6144;
 /// AWS's cap on a KeyId member (an ARN or alias ARN at most).
-const MAX_KEY_ID: usize = 2048;
+pub(super) const MAX_KEY_ID: usize = 2048;
 /// GenerateDataKey's and GenerateRandom's NumberOfBytes.
 const MAX_BYTES: i64 = 1024;
 
-const SYMMETRIC_DEFAULT: &str = "SYMMETRIC_DEFAULT";
+pub(super) const SYMMETRIC_DEFAULT: &str = "SYMMETRIC_DEFAULT";
 const ENCRYPTION_ALGORITHMS: &[&str] = &[
     SYMMETRIC_DEFAULT,
     "RSAES_OAEP_SHA_1",
@@ -34,10 +34,11 @@ const ENCRYPTION_ALGORITHMS: &[&str] = &[
     "SM2PKE",
 ];
 
-/// The EncryptionAlgorithm member: SYMMETRIC_DEFAULT (the default) is what this server does;
-/// the asymmetric ones are refused until Encrypt and Decrypt serve asymmetric keys.
-fn algorithm(input: &Input) -> Result<(), AwsError> {
-    match input.opt_enum("EncryptionAlgorithm", ENCRYPTION_ALGORITHMS)? {
+/// An EncryptionAlgorithm member (ReEncrypt has two, `member` names which): SYMMETRIC_DEFAULT
+/// (the default) is what this server does; the asymmetric ones are refused until Encrypt and
+/// Decrypt serve asymmetric keys.
+pub(super) fn algorithm(input: &Input, member: &str) -> Result<(), AwsError> {
+    match input.opt_enum(member, ENCRYPTION_ALGORITHMS)? {
         None | Some(SYMMETRIC_DEFAULT) => Ok(()),
         Some(other) => Err(AwsError::unsupported_operation(format!(
             "ehsm's Encrypt and Decrypt do not serve {other} yet: only symmetric keys \
@@ -47,7 +48,7 @@ fn algorithm(input: &Input) -> Result<(), AwsError> {
 }
 
 /// The key a KeyId member names, usable now; refusals name it as the client did.
-async fn usable_key(caller: &Caller<'_>, key_id: &str) -> Result<Arc<Key>, AwsError> {
+pub(super) async fn usable_key(caller: &Caller<'_>, key_id: &str) -> Result<Arc<Key>, AwsError> {
     load(caller, caller.names().reference(key_id)?).await
 }
 
@@ -60,7 +61,7 @@ async fn load(caller: &Caller<'_>, reference: &str) -> Result<Arc<Key>, AwsError
 
 /// A symmetric encryption key, as Encrypt, Decrypt and the data-key operations need: any other
 /// is AWS's InvalidKeyUsageException, before the core is asked.
-fn check_symmetric(caller: &Caller<'_>, key: &Key) -> Result<(), AwsError> {
+pub(super) fn check_symmetric(caller: &Caller<'_>, key: &Key) -> Result<(), AwsError> {
     if key.spec.is_symmetric_cipher() && key.usage == ehsm_core::spec::KeyUsage::EncryptDecrypt {
         return Ok(());
     }
@@ -75,7 +76,7 @@ pub(super) async fn encrypt(caller: &Caller<'_>, input: &Input) -> Result<Value,
     let key = usable_key(caller, input.string("KeyId", MAX_KEY_ID)?).await?;
     let plaintext = input.blob("Plaintext", MAX_PLAINTEXT)?;
     let aad = context::aad(&input.string_map("EncryptionContext")?);
-    algorithm(input)?;
+    algorithm(input, "EncryptionAlgorithm")?;
     refuse_unsupported_members(input)?;
     check_symmetric(caller, &key)?;
     let body = symmetric::encrypt_with(caller.state, &caller.mac, &key, &plaintext, &aad)
@@ -92,10 +93,29 @@ pub(super) async fn decrypt(caller: &Caller<'_>, input: &Input) -> Result<Value,
     let blob = input.blob("CiphertextBlob", MAX_CIPHERTEXT)?;
     let aad = context::aad(&input.string_map("EncryptionContext")?);
     let key_id = input.opt_string_within("KeyId", 1, MAX_KEY_ID)?;
-    algorithm(input)?;
+    algorithm(input, "EncryptionAlgorithm")?;
     refuse_unsupported_members(input)?;
+    let (key, body) = ciphertext_key(caller, &blob, key_id).await?;
+    check_symmetric(caller, &key)?;
+    let plaintext = symmetric::decrypt_with(caller.state, &caller.mac, &key, body, &aad)
+        .map_err(decrypt_refusal)?;
     let names = caller.names();
-    let (key, body) = match (ciphertext::parse(&blob)?, key_id) {
+    Ok(json!({
+        "KeyId": names.key_arn(&key.record.keyid),
+        "Plaintext": b64(plaintext.as_slice()),
+        "EncryptionAlgorithm": SYMMETRIC_DEFAULT,
+    }))
+}
+
+/// The key a CiphertextBlob decrypts under, and its eHSM body: the key its frame names (which
+/// `key_id`, if sent, must name too), or for an eHSM ciphertext the key `key_id` names.
+pub(super) async fn ciphertext_key<'b>(
+    caller: &Caller<'_>,
+    blob: &'b [u8],
+    key_id: Option<&str>,
+) -> Result<(Arc<Key>, &'b [u8]), AwsError> {
+    let names = caller.names();
+    match (ciphertext::parse(blob)?, key_id) {
         (Blob::Framed { keyid, body }, asked) => {
             if let Some(asked) = asked {
                 let reference = names.reference(asked)?;
@@ -109,31 +129,25 @@ pub(super) async fn decrypt(caller: &Caller<'_>, input: &Input) -> Result<Value,
                     ));
                 }
             }
-            (load(caller, keyid).await?, body)
+            Ok((load(caller, keyid).await?, body))
         }
         // An eHSM ciphertext names no key: KeyId must.
-        (Blob::Bare(body), Some(asked)) => (usable_key(caller, asked).await?, body),
-        (Blob::Bare(_), None) => {
-            return Err(AwsError::invalid_ciphertext(
-                "The ciphertext was made through the eHSM API, which does not name its key: \
-                 send the KeyId."
-                    .to_owned(),
-            ));
-        }
-    };
-    check_symmetric(caller, &key)?;
-    let plaintext = symmetric::decrypt_with(caller.state, &caller.mac, &key, body, &aad).map_err(
-        |e| match e {
-            // A malformed body or version: the ciphertext is wrong, as a tampered one is.
-            ehsm_core::Error::InvalidInput(_) => invalid_ciphertext(),
-            e => core_refusal(e),
-        },
-    )?;
-    Ok(json!({
-        "KeyId": names.key_arn(&key.record.keyid),
-        "Plaintext": b64(plaintext.as_slice()),
-        "EncryptionAlgorithm": SYMMETRIC_DEFAULT,
-    }))
+        (Blob::Bare(body), Some(asked)) => Ok((usable_key(caller, asked).await?, body)),
+        (Blob::Bare(_), None) => Err(AwsError::invalid_ciphertext(
+            "The ciphertext was made through the eHSM API, which does not name its key: \
+             send the KeyId."
+                .to_owned(),
+        )),
+    }
+}
+
+/// The core's refusal to decrypt a CiphertextBlob's body.
+pub(super) fn decrypt_refusal(e: ehsm_core::Error) -> AwsError {
+    match e {
+        // A malformed body or version: the ciphertext is wrong, as a tampered one is.
+        ehsm_core::Error::InvalidInput(_) => invalid_ciphertext(),
+        e => core_refusal(e),
+    }
 }
 
 const DATA_KEY_SPECS: &[&str] = &["AES_256", "AES_128"];

@@ -6,6 +6,7 @@
 mod aliases;
 mod crypto;
 mod keys;
+mod lifecycle;
 
 use ehsm_core::MacVerified;
 use serde_json::Value;
@@ -35,30 +36,42 @@ impl Caller<'_> {
 /// The operations served.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Operation {
+    CancelKeyDeletion,
     CreateAlias,
     CreateKey,
     Decrypt,
     DeleteAlias,
     DescribeKey,
     DisableKey,
+    DisableKeyRotation,
     EnableKey,
+    EnableKeyRotation,
     Encrypt,
     GenerateDataKey,
     GenerateDataKeyWithoutPlaintext,
     GenerateRandom,
+    GetKeyRotationStatus,
     ListAliases,
+    ListKeyRotations,
     ListKeys,
+    ReEncrypt,
+    RotateKeyOnDemand,
+    ScheduleKeyDeletion,
+    UpdateAlias,
 }
 
 impl Operation {
     const SERVED: &[(&str, Operation)] = &[
+        ("CancelKeyDeletion", Operation::CancelKeyDeletion),
         ("CreateAlias", Operation::CreateAlias),
         ("CreateKey", Operation::CreateKey),
         ("Decrypt", Operation::Decrypt),
         ("DeleteAlias", Operation::DeleteAlias),
         ("DescribeKey", Operation::DescribeKey),
         ("DisableKey", Operation::DisableKey),
+        ("DisableKeyRotation", Operation::DisableKeyRotation),
         ("EnableKey", Operation::EnableKey),
+        ("EnableKeyRotation", Operation::EnableKeyRotation),
         ("Encrypt", Operation::Encrypt),
         ("GenerateDataKey", Operation::GenerateDataKey),
         (
@@ -66,8 +79,14 @@ impl Operation {
             Operation::GenerateDataKeyWithoutPlaintext,
         ),
         ("GenerateRandom", Operation::GenerateRandom),
+        ("GetKeyRotationStatus", Operation::GetKeyRotationStatus),
         ("ListAliases", Operation::ListAliases),
+        ("ListKeyRotations", Operation::ListKeyRotations),
         ("ListKeys", Operation::ListKeys),
+        ("ReEncrypt", Operation::ReEncrypt),
+        ("RotateKeyOnDemand", Operation::RotateKeyOnDemand),
+        ("ScheduleKeyDeletion", Operation::ScheduleKeyDeletion),
+        ("UpdateAlias", Operation::UpdateAlias),
     ];
 
     /// The operation an `X-Amz-Target` header names. Every other operation of AWS KMS's
@@ -94,7 +113,6 @@ const TARGET_PREFIX: &str = "TrentService.";
 
 /// The rest of AWS KMS's operations (botocore's kms 2014-11-01 service model).
 const NOT_SERVED: &[&str] = &[
-    "CancelKeyDeletion",
     "ConnectCustomKeyStore",
     "CreateCustomKeyStore",
     "CreateGrant",
@@ -102,34 +120,26 @@ const NOT_SERVED: &[&str] = &[
     "DeleteImportedKeyMaterial",
     "DeriveSharedSecret",
     "DescribeCustomKeyStores",
-    "DisableKeyRotation",
     "DisconnectCustomKeyStore",
-    "EnableKeyRotation",
     "GenerateDataKeyPair",
     "GenerateDataKeyPairWithoutPlaintext",
     "GenerateMac",
     "GetKeyLastUsage",
     "GetKeyPolicy",
-    "GetKeyRotationStatus",
     "GetParametersForImport",
     "GetPublicKey",
     "ImportKeyMaterial",
     "ListGrants",
     "ListKeyPolicies",
-    "ListKeyRotations",
     "ListResourceTags",
     "ListRetirableGrants",
     "PutKeyPolicy",
-    "ReEncrypt",
     "ReplicateKey",
     "RetireGrant",
     "RevokeGrant",
-    "RotateKeyOnDemand",
-    "ScheduleKeyDeletion",
     "Sign",
     "TagResource",
     "UntagResource",
-    "UpdateAlias",
     "UpdateCustomKeyStore",
     "UpdateKeyDescription",
     "UpdatePrimaryRegion",
@@ -159,6 +169,15 @@ pub(crate) async fn dispatch(
         Operation::CreateAlias => aliases::create_alias(caller, input).await,
         Operation::DeleteAlias => aliases::delete_alias(caller, input).await,
         Operation::ListAliases => aliases::list_aliases(caller, input).await,
+        Operation::UpdateAlias => aliases::update_alias(caller, input).await,
+        Operation::ReEncrypt => lifecycle::reencrypt(caller, input).await,
+        Operation::ScheduleKeyDeletion => lifecycle::schedule_key_deletion(caller, input).await,
+        Operation::CancelKeyDeletion => lifecycle::cancel_key_deletion(caller, input).await,
+        Operation::EnableKeyRotation => lifecycle::set_key_rotation(caller, input, true).await,
+        Operation::DisableKeyRotation => lifecycle::set_key_rotation(caller, input, false).await,
+        Operation::GetKeyRotationStatus => lifecycle::get_key_rotation_status(caller, input).await,
+        Operation::RotateKeyOnDemand => lifecycle::rotate_key_on_demand(caller, input).await,
+        Operation::ListKeyRotations => lifecycle::list_key_rotations(caller, input).await,
     }
 }
 
@@ -213,6 +232,13 @@ fn refusal(names: &AwsConfig, e: OpError, asked: &str) -> AwsError {
         )),
         OpError::AliasOfAlias => AwsError::validation(format!(
             "{asked} is an alias: an alias names a key by its key id or key ARN."
+        )),
+        OpError::AliasKind { alias, spec, usage } => AwsError::validation(format!(
+            "{} names a key of spec {} and usage {}: UpdateAlias points it at a key of the same \
+             kind only.",
+            names.alias_arn(&alias),
+            spec.as_str(),
+            usage.as_str()
         )),
         // AWS denies every change to its managed aliases.
         OpError::ReservedAlias => AwsError::access_denied(format!(
