@@ -82,6 +82,11 @@ def test_reencrypt_of_an_ehsm_ciphertext_needs_its_source_key(kms, app):
     # EncryptionContext is AWS's; an eHSM ciphertext's aad is other bytes, so it does not decrypt.
     refused("InvalidCiphertextException", kms.re_encrypt, CiphertextBlob=blob, SourceKeyId=keyid,
             DestinationKeyId=keyid)
+    # Without aad (an empty context), it moves to this API's framing and decrypts without KeyId.
+    bare = unb64(app.call("Encrypt", {"keyid": keyid, "plaintext": b64(b"no aad")})["ciphertext"])
+    moved = kms.re_encrypt(CiphertextBlob=bare, SourceKeyId=arn(keyid), DestinationKeyId=keyid)
+    assert moved["SourceKeyId"] == moved["KeyId"] == arn(keyid)
+    assert kms.decrypt(CiphertextBlob=moved["CiphertextBlob"])["Plaintext"] == b"no aad"
 
 
 def test_rotation_status_on_and_off(kms, raw_kms):
