@@ -6,6 +6,7 @@
 mod aliases;
 mod crypto;
 mod keys;
+mod signing;
 
 use ehsm_core::MacVerified;
 use serde_json::Value;
@@ -45,9 +46,14 @@ pub(crate) enum Operation {
     Encrypt,
     GenerateDataKey,
     GenerateDataKeyWithoutPlaintext,
+    GenerateMac,
     GenerateRandom,
+    GetPublicKey,
     ListAliases,
     ListKeys,
+    Sign,
+    Verify,
+    VerifyMac,
 }
 
 impl Operation {
@@ -65,9 +71,14 @@ impl Operation {
             "GenerateDataKeyWithoutPlaintext",
             Operation::GenerateDataKeyWithoutPlaintext,
         ),
+        ("GenerateMac", Operation::GenerateMac),
         ("GenerateRandom", Operation::GenerateRandom),
+        ("GetPublicKey", Operation::GetPublicKey),
         ("ListAliases", Operation::ListAliases),
         ("ListKeys", Operation::ListKeys),
+        ("Sign", Operation::Sign),
+        ("Verify", Operation::Verify),
+        ("VerifyMac", Operation::VerifyMac),
     ];
 
     /// The operation an `X-Amz-Target` header names. Every other operation of AWS KMS's
@@ -107,12 +118,10 @@ const NOT_SERVED: &[&str] = &[
     "EnableKeyRotation",
     "GenerateDataKeyPair",
     "GenerateDataKeyPairWithoutPlaintext",
-    "GenerateMac",
     "GetKeyLastUsage",
     "GetKeyPolicy",
     "GetKeyRotationStatus",
     "GetParametersForImport",
-    "GetPublicKey",
     "ImportKeyMaterial",
     "ListGrants",
     "ListKeyPolicies",
@@ -126,15 +135,12 @@ const NOT_SERVED: &[&str] = &[
     "RevokeGrant",
     "RotateKeyOnDemand",
     "ScheduleKeyDeletion",
-    "Sign",
     "TagResource",
     "UntagResource",
     "UpdateAlias",
     "UpdateCustomKeyStore",
     "UpdateKeyDescription",
     "UpdatePrimaryRegion",
-    "Verify",
-    "VerifyMac",
 ];
 
 /// Runs an operation for an authenticated caller; the answer is its output structure.
@@ -159,6 +165,11 @@ pub(crate) async fn dispatch(
         Operation::CreateAlias => aliases::create_alias(caller, input).await,
         Operation::DeleteAlias => aliases::delete_alias(caller, input).await,
         Operation::ListAliases => aliases::list_aliases(caller, input).await,
+        Operation::Sign => signing::sign(caller, input).await,
+        Operation::Verify => signing::verify(caller, input).await,
+        Operation::GetPublicKey => signing::get_public_key(caller, input).await,
+        Operation::GenerateMac => signing::generate_mac(caller, input).await,
+        Operation::VerifyMac => signing::verify_mac(caller, input).await,
     }
 }
 
