@@ -132,7 +132,8 @@ def test_algorithms_and_usages_that_do_not_fit_the_key(kms, app):
     p256 = new_key(kms, KeySpec="ECC_NIST_P256", KeyUsage="SIGN_VERIFY")
     refused("InvalidKeyUsageException", kms.sign, KeyId=p256, Message=b"m", SigningAlgorithm="RSASSA_PSS_SHA_256")
     refused("InvalidKeyUsageException", kms.sign, KeyId=p256, Message=b"m", SigningAlgorithm="SM2DSA")
-    refused("InvalidKeyUsageException", kms.sign, KeyId=p256, Message=b"m", SigningAlgorithm="ML_DSA_SHAKE_256")
+    for algorithm in ("ML_DSA_SHAKE_256", "ED25519_SHA_512"):
+        refused("InvalidKeyUsageException", kms.sign, KeyId=p256, Message=b"m", SigningAlgorithm=algorithm)
     for usage_of, spec in [("ENCRYPT_DECRYPT", "RSA_2048"), ("ENCRYPT_DECRYPT", "SYMMETRIC_DEFAULT"),
                            ("GENERATE_VERIFY_MAC", "HMAC_256")]:
         keyid = new_key(kms, KeySpec=spec, KeyUsage=usage_of)

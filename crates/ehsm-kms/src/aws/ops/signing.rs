@@ -64,8 +64,8 @@ const SIGNING: &[(&str, DigestMode, PaddingMode)] = &[
     ("ECDSA_SHA_512", DigestMode::Sha512, PaddingMode::None),
     ("SM2DSA", DigestMode::Sm3, PaddingMode::None),
 ];
-/// AWS's ML-DSA algorithm, which no ehsm key fits.
-const ML_DSA: &str = "ML_DSA_SHAKE_256";
+/// AWS's ML-DSA and Ed25519 algorithms, which no ehsm key fits.
+const NO_KEY_FITS: &[&str] = &["ML_DSA_SHAKE_256", "ED25519_SHA_512", "ED25519_PH_SHA_512"];
 const SM2DSA: &str = "SM2DSA";
 
 const MAC_ALGORITHMS: &[&str] = &[
@@ -133,7 +133,7 @@ struct Signing {
 
 async fn signing(caller: &Caller<'_>, input: &Input, operation: &str) -> Result<Signing, AwsError> {
     let mut names: Vec<&'static str> = SIGNING.iter().map(|(n, _, _)| *n).collect();
-    names.push(ML_DSA);
+    names.extend(NO_KEY_FITS);
     let algorithm = required_enum(input, "SigningAlgorithm", &names)?;
     let message = input.blob("Message", MAX_MESSAGE)?;
     let kind = match input
@@ -150,7 +150,7 @@ async fn signing(caller: &Caller<'_>, input: &Input, operation: &str) -> Result<
     };
     refuse_unsupported_members(input)?;
     let key = key_for(caller, input, operation, "SigningAlgorithms", algorithm).await?;
-    // The key fits, so the algorithm is one of SIGNING's (ML_DSA fits no key).
+    // The key fits, so the algorithm is one of SIGNING's (NO_KEY_FITS fit no key).
     let &(_, digest, padding) = SIGNING
         .iter()
         .find(|(n, _, _)| *n == algorithm)
