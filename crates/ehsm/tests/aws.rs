@@ -1219,7 +1219,7 @@ async fn the_protocol_refuses_what_is_not_a_kms_request() {
         "PutKeyPolicy",
         "ReplicateKey",
         "ListGrants",
-        "Sign",
+        "TagResource",
     ] {
         let a = aws.send(Some(op), json_1_1, b"{}").await;
         assert_eq!(

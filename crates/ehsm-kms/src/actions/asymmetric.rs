@@ -11,7 +11,7 @@ use crate::reply::{ApiResult, Reply};
 use crate::state::AppState;
 
 /// RSA private-key operations take milliseconds; EC, SM2 and public-key operations do not.
-async fn run<T>(state: &AppState, key: &Key, private: bool, f: impl FnOnce() -> T) -> T {
+pub(crate) async fn run<T>(state: &AppState, key: &Key, private: bool, f: impl FnOnce() -> T) -> T {
     let rsa = matches!(
         key.spec,
         KeySpec::Rsa2048 | KeySpec::Rsa3072 | KeySpec::Rsa4096
@@ -143,7 +143,7 @@ pub(super) async fn verify(state: &AppState, req: &Authenticated<'_>) -> ApiResu
 
 /// The number of the first of `candidates` whose check `f` passes, `None` if none does. An
 /// error (a key that cannot verify at all) is the answer.
-pub(super) fn verifying_version(
+pub(crate) fn verifying_version(
     candidates: &[keys::Version<'_>],
     mut f: impl FnMut(&keys::Version<'_>) -> ehsm_core::Result<bool>,
 ) -> ehsm_core::Result<Option<u32>> {

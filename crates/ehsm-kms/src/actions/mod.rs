@@ -2,7 +2,7 @@
 //! Dispatch is a plain `match`.
 
 pub(crate) mod aliases;
-mod asymmetric;
+pub(crate) mod asymmetric;
 mod byok;
 pub(crate) mod keys;
 pub(crate) mod lifecycle;

@@ -64,7 +64,7 @@ const ORIGINS: &[&str] = &["AWS_KMS", "EXTERNAL", "AWS_CLOUDHSM", "EXTERNAL_KEY_
 
 /// The AWS name of a key's spec. Specs AWS has no name for (AES-128 and -192, SM4, EC P-224)
 /// keep their eHSM name, so a client sees what the key is.
-fn aws_spec(spec: KeySpec) -> &'static str {
+pub(super) fn aws_spec(spec: KeySpec) -> &'static str {
     SPECS
         .iter()
         .find(|(_, s, _)| *s == Some(spec))
@@ -72,7 +72,7 @@ fn aws_spec(spec: KeySpec) -> &'static str {
 }
 
 /// The AWS name of a key's usage: eHSM's HMAC keys sign and verify, AWS's generate and verify MACs.
-fn aws_usage(spec: KeySpec, usage: KeyUsage) -> &'static str {
+pub(super) fn aws_usage(spec: KeySpec, usage: KeyUsage) -> &'static str {
     match (spec, usage) {
         (KeySpec::Hmac, _) => GENERATE_VERIFY_MAC,
         (_, KeyUsage::SignVerify) => SIGN_VERIFY,
@@ -240,7 +240,10 @@ fn has_material(caller: &Caller<'_>, key: &Key) -> Result<bool, AwsError> {
 }
 
 /// The algorithms a key does, and the KeyMetadata member that lists them.
-fn algorithms(spec: KeySpec, usage: KeyUsage) -> (&'static str, &'static [&'static str]) {
+pub(super) fn algorithms(
+    spec: KeySpec,
+    usage: KeyUsage,
+) -> (&'static str, &'static [&'static str]) {
     const RSA_SIGNING: &[&str] = &[
         "RSASSA_PSS_SHA_256",
         "RSASSA_PSS_SHA_384",

@@ -7,6 +7,7 @@ mod aliases;
 mod crypto;
 mod keys;
 mod lifecycle;
+mod signing;
 
 use ehsm_core::MacVerified;
 use serde_json::Value;
@@ -49,15 +50,20 @@ pub(crate) enum Operation {
     Encrypt,
     GenerateDataKey,
     GenerateDataKeyWithoutPlaintext,
+    GenerateMac,
     GenerateRandom,
     GetKeyRotationStatus,
+    GetPublicKey,
     ListAliases,
     ListKeyRotations,
     ListKeys,
     ReEncrypt,
     RotateKeyOnDemand,
     ScheduleKeyDeletion,
+    Sign,
     UpdateAlias,
+    Verify,
+    VerifyMac,
 }
 
 impl Operation {
@@ -78,15 +84,20 @@ impl Operation {
             "GenerateDataKeyWithoutPlaintext",
             Operation::GenerateDataKeyWithoutPlaintext,
         ),
+        ("GenerateMac", Operation::GenerateMac),
         ("GenerateRandom", Operation::GenerateRandom),
         ("GetKeyRotationStatus", Operation::GetKeyRotationStatus),
+        ("GetPublicKey", Operation::GetPublicKey),
         ("ListAliases", Operation::ListAliases),
         ("ListKeyRotations", Operation::ListKeyRotations),
         ("ListKeys", Operation::ListKeys),
         ("ReEncrypt", Operation::ReEncrypt),
         ("RotateKeyOnDemand", Operation::RotateKeyOnDemand),
         ("ScheduleKeyDeletion", Operation::ScheduleKeyDeletion),
+        ("Sign", Operation::Sign),
         ("UpdateAlias", Operation::UpdateAlias),
+        ("Verify", Operation::Verify),
+        ("VerifyMac", Operation::VerifyMac),
     ];
 
     /// The operation an `X-Amz-Target` header names. Every other operation of AWS KMS's
@@ -123,11 +134,9 @@ const NOT_SERVED: &[&str] = &[
     "DisconnectCustomKeyStore",
     "GenerateDataKeyPair",
     "GenerateDataKeyPairWithoutPlaintext",
-    "GenerateMac",
     "GetKeyLastUsage",
     "GetKeyPolicy",
     "GetParametersForImport",
-    "GetPublicKey",
     "ImportKeyMaterial",
     "ListGrants",
     "ListKeyPolicies",
@@ -137,14 +146,11 @@ const NOT_SERVED: &[&str] = &[
     "ReplicateKey",
     "RetireGrant",
     "RevokeGrant",
-    "Sign",
     "TagResource",
     "UntagResource",
     "UpdateCustomKeyStore",
     "UpdateKeyDescription",
     "UpdatePrimaryRegion",
-    "Verify",
-    "VerifyMac",
 ];
 
 /// Runs an operation for an authenticated caller; the answer is its output structure.
@@ -178,6 +184,11 @@ pub(crate) async fn dispatch(
         Operation::GetKeyRotationStatus => lifecycle::get_key_rotation_status(caller, input).await,
         Operation::RotateKeyOnDemand => lifecycle::rotate_key_on_demand(caller, input).await,
         Operation::ListKeyRotations => lifecycle::list_key_rotations(caller, input).await,
+        Operation::Sign => signing::sign(caller, input).await,
+        Operation::Verify => signing::verify(caller, input).await,
+        Operation::GetPublicKey => signing::get_public_key(caller, input).await,
+        Operation::GenerateMac => signing::generate_mac(caller, input).await,
+        Operation::VerifyMac => signing::verify_mac(caller, input).await,
     }
 }
 
